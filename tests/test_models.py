@@ -1,0 +1,188 @@
+"""Specification of wgan_jax.models: shapes, parameter counts, independence."""
+
+import functools
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wgan_jax import models
+from wgan_jax import presets
+
+# (preset, data shape, generator params, critic params, generator BN floats).
+# dcgan64 and fmnist28 are the counts of the PyTorch reference
+# (../shared/bench/SPEC.md section 2). The others are summed by hand, layer by
+# layer, below each entry.
+PRESET_COUNTS = [
+    ("dcgan64", (64, 64, 3), 3_821_443, 2_764_737, 17_280),
+    ("fmnist28", (28, 28, 1), 1_649_089, 391_937, 25_472),
+    # G: Dense 100->12544 (no bias) 1,254,400 + BN 25,088; ConvT k5 256->128
+    # 819,200 + BN 256; ConvT k5 128->64 204,800 + BN 128; ConvT k5 64->1
+    # 1,600 + 1. D: Conv k5 1->64 1,600 + 64; Conv k5 64->128 204,800 + 128;
+    # Dense 7*7*128 -> 1 6,273.
+    ("fashion_mnist_gan", (28, 28, 1), 2_305_473, 212_865, 25_472),
+    # G: Dense 128->8192 1,048,576 + BN 16,384; ConvT k5 512->256 3,276,800 +
+    # 512; 256->128 819,200 + 256; 128->64 204,800 + 128; 64->32 51,200 + 64;
+    # 32->32 (stride 1) 25,600 + 64; 32->3 2,400 + 3.
+    # D: k5 convs 3->32 2,432; 32->64 51,264; 64->128 204,928; 128->256
+    # 819,456; 256->512 3,277,312; Dense 4*4*512 -> 1 8,193.
+    ("anime_wgan", (64, 64, 3), 5_445_987, 4_363_585, 17_408),
+    # G: Dense 128->2048 (+bias) 264,192; 3 up blocks of [1x1 shortcut 16,512,
+    # BN 256, conv3x3 no bias 147,456, BN 256, conv3x3 147,584] = 312,064
+    # each; BN 256; conv3x3 128->3 3,459.
+    ("resnet32", (32, 32, 3), 1_204_099, 1_053_825, 1_792),
+    # gan_toy.py: Dense 2->512, 512->512 x2, 512->2 (G) / 512->1 (D).
+    ("mlp", (2,), 527_874, 527_361, 0),
+]
+
+
+def _abstract_init(preset: str, data_shape: tuple[int, ...], batch: int = 2):
+  """Shapes only (jax.eval_shape): variables, samples and scores of a preset."""
+  model = presets.model_config(preset)
+  generator, critic = models.create_models(model, data_shape)
+  z = jax.ShapeDtypeStruct((batch, model.z_dim), jnp.float32)
+  key = jax.random.key(0)
+  g_vars = jax.eval_shape(functools.partial(models.init_variables, generator), key, z)
+  x = jax.eval_shape(lambda v, z: generator.apply(v, z, train=False), g_vars, z)
+  d_vars = jax.eval_shape(functools.partial(models.init_variables, critic), key, x)
+  scores = jax.eval_shape(critic.apply, d_vars, x)
+  return g_vars, d_vars, x, scores
+
+
+@pytest.mark.parametrize("preset,shape,g_count,d_count,bn_count", PRESET_COUNTS)
+def test_preset_shapes_and_parameter_counts(preset, shape, g_count, d_count,
+                                            bn_count):
+  g_vars, d_vars, x, scores = _abstract_init(preset, shape)
+  assert x.shape == (2,) + shape
+  assert scores.shape == (2,)
+  assert models.count_params(g_vars["params"]) == g_count
+  assert models.count_params(d_vars["params"]) == d_count
+  assert models.count_params(g_vars.get("batch_stats", {})) == bn_count
+
+
+def test_resnet64_matches_gan_64x64_layout():
+  g_vars, d_vars, x, _ = _abstract_init("resnet64", (64, 64, 3))
+  assert x.shape == (2, 64, 64, 3)
+  # Dense 128 -> 4*4*512, then up blocks 512->512->256->128->64.
+  assert g_vars["params"]["Dense_0"]["kernel"].shape == (128, 4 * 4 * 512)
+  widths = [g_vars["params"][f"ResidualBlock_{i}"]["conv2"]["conv"]["kernel"].shape[-1]
+            for i in range(4)]
+  assert widths == [512, 256, 128, 64]
+  # Critic: conv 3->64, down blocks to 128, 256, 512, 512 at 4x4, Dense(8192->1).
+  assert d_vars["params"]["Dense_0"]["kernel"].shape == (4 * 4 * 512, 1)
+  assert "LayerNorm_0" in d_vars["params"]["ResidualBlock_0"]
+
+
+@pytest.mark.parametrize("image_size,channels", [(28, 1), (32, 3), (64, 3), (128, 1)])
+def test_dcgan_family_is_sized_from_the_image(image_size, channels):
+  model = presets.model_config("dcgan", width=8)
+  layout = models.dcgan_layout(model, image_size)
+  base = 7 if image_size % 7 == 0 else 4
+  n = round(math.log2(image_size / base))
+  assert layout["generator_base_features"] == 8 * 2 ** (n - 1)
+  assert len(layout["critic_features"]) == n
+  generator, critic = models.create_models(model, (image_size, image_size, channels))
+  z = jnp.ones((3, model.z_dim))
+  g_vars = models.init_variables(generator, jax.random.key(0), z)
+  x = generator.apply(g_vars, z, train=False)
+  chex.assert_shape(x, (3, image_size, image_size, channels))
+  d_vars = models.init_variables(critic, jax.random.key(1), x)
+  chex.assert_shape(critic.apply(d_vars, x), (3,))
+
+
+@pytest.mark.parametrize("size", [30, 48, 3])
+def test_image_sizes_outside_the_family_are_refused(size):
+  with pytest.raises(ValueError, match="4\\*2\\^n or 7\\*2\\^n"):
+    models.create_models(presets.model_config("dcgan"), (size, size, 3))
+
+
+@pytest.mark.parametrize("activation,low,high", [("tanh", -1, 1), ("sigmoid", 0, 1)])
+def test_generator_output_lies_in_the_activation_range(activation, low, high):
+  model = presets.model_config("dcgan", width=4, output_activation=activation)
+  generator, _ = models.create_models(model, (16, 16, 3))
+  z = 50.0 * jax.random.normal(jax.random.key(0), (8, model.z_dim))
+  g_vars = models.init_variables(generator, jax.random.key(1), z)
+  x = generator.apply(g_vars, z, train=False)
+  assert bool(jnp.all(jnp.isfinite(x)))
+  assert float(x.min()) >= low and float(x.max()) <= high
+  assert float(x.max() - x.min()) > 0.1  # not collapsed to a constant
+
+
+def _cross_sample_jacobian(critic, variables, x):
+  """max |dD(x)_i / dx_j| over i != j, and over i == j."""
+  batch = x.shape[0]
+  def scores(v):
+    if "batch_stats" in variables:  # train mode: batch statistics
+      return critic.apply(variables, v, train=True, mutable=["batch_stats"])[0]
+    return critic.apply(variables, v)
+  jac = jax.jit(jax.jacrev(scores))(x)
+  jac = jnp.abs(jac.reshape(batch, batch, -1)).max(axis=-1)
+  off_diagonal = jac * (1 - jnp.eye(batch))
+  return float(off_diagonal.max()), float(jnp.diagonal(jac).min())
+
+
+@pytest.mark.parametrize("preset,shape,overrides", [
+    ("dcgan", (16, 16, 3), dict(width=4)),
+    ("dcgan", (16, 16, 3), dict(width=4, critic_norm="layer")),
+    ("resnet32", (32, 32, 3), dict(width=8)),
+    ("resnet64", (64, 64, 3), dict(width=2)),
+    ("mlp", (2,), dict(width=16)),
+])
+def test_gradient_penalty_critics_treat_samples_independently(preset, shape,
+                                                              overrides):
+  model = presets.model_config(preset, **overrides)
+  _, critic = models.create_models(model, shape)
+  x = jax.random.normal(jax.random.key(0), (4,) + shape)
+  variables = models.init_variables(critic, jax.random.key(1), x)
+  off, diag = _cross_sample_jacobian(critic, variables, x)
+  assert off == 0.0
+  assert diag > 0.0
+
+
+def test_batch_norm_critic_couples_samples():
+  # The check above must be able to fail: batch norm mixes samples.
+  model = presets.model_config("dcgan", width=4, critic_norm="batch")
+  _, critic = models.create_models(model, (16, 16, 3))
+  x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
+  variables = models.init_variables(critic, jax.random.key(1), x)
+  off, _ = _cross_sample_jacobian(critic, variables, x)
+  assert off > 1e-6
+
+
+@pytest.mark.parametrize("kernel,stride,size", [(4, 2, 5), (3, 2, 7), (3, 1, 7),
+                                                (5, 2, 4), (5, 1, 4)])
+def test_conv_layers_match_torch(kernel, stride, size):
+  torch = pytest.importorskip("torch", reason="torch (CPU) is a test-only "
+                              "dependency: pip install torch==2.13.0")
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((2, size, size, 3)).astype(np.float32)
+  x_torch = torch.from_numpy(x.transpose(0, 3, 1, 2))
+  pad = (kernel - 1) // 2
+
+  conv = models.Conv(4, kernel, stride)
+  variables = conv.init(jax.random.key(0), x)
+  tconv = torch.nn.Conv2d(3, 4, kernel, stride, padding=pad)
+  with torch.no_grad():
+    tconv.weight.copy_(torch.from_numpy(np.asarray(
+        variables["params"]["conv"]["kernel"]).transpose(3, 2, 0, 1).copy()))
+    tconv.bias.copy_(torch.from_numpy(np.array(variables["params"]["conv"]["bias"])))
+    expected = tconv(x_torch).numpy().transpose(0, 2, 3, 1)
+  np.testing.assert_allclose(conv.apply(variables, x), expected, atol=1e-5)
+
+  deconv = models.ConvTranspose(4, kernel, stride)
+  variables = deconv.init(jax.random.key(1), x)
+  kernel_flax = np.asarray(variables["params"]["conv_transpose"]["kernel"])
+  tdeconv = torch.nn.ConvTranspose2d(3, 4, kernel, stride, padding=pad,
+                                     output_padding=stride + 2 * pad - kernel)
+  with torch.no_grad():
+    # Flax (kh, kw, out, in) with transpose_kernel=True is torch's (in, out, kh, kw).
+    tdeconv.weight.copy_(torch.from_numpy(kernel_flax.transpose(3, 2, 0, 1).copy()))
+    tdeconv.bias.copy_(torch.from_numpy(np.array(
+        variables["params"]["conv_transpose"]["bias"])))
+    expected = tdeconv(x_torch).numpy().transpose(0, 2, 3, 1)
+  out = deconv.apply(variables, x)
+  chex.assert_shape(out, (2, size * stride, size * stride, 4))
+  np.testing.assert_allclose(out, expected, atol=1e-5)

@@ -1,0 +1,138 @@
+"""Specification of wgan_jax.optimizers: torch-equivalent updates, weight clipping."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from wgan_jax import optimizers
+
+
+def _opt(**fields) -> ml_collections.ConfigDict:
+  opt = dict(name="adam", b1=0.0, b2=0.9, eps=1e-8, rmsprop_decay=0.99,
+             schedule="constant", decay_rate=0.5, decay_steps=10)
+  opt.update(fields)
+  return ml_collections.ConfigDict(opt)
+
+
+def _params(seed: int = 0):
+  """A critic-like pytree: kernels, biases and a layer-norm scale of 1."""
+  rng = np.random.default_rng(seed)
+  return {
+      "conv": {"kernel": jnp.asarray(rng.normal(0, 0.02, (3, 3, 2, 4)), jnp.float32),
+               "bias": jnp.zeros(4)},
+      "norm": {"scale": jnp.ones(4), "bias": jnp.zeros(4)},
+      "dense": {"kernel": jnp.asarray(rng.normal(0, 0.5, (8, 1)), jnp.float32)},
+  }
+
+
+def _run(tx, params, grads_seq):
+  state = tx.init(params)
+  for grads in grads_seq:
+    updates, state = tx.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+  return params
+
+
+def _random_grads(params, steps, scale, seed=1):
+  keys = jax.random.split(jax.random.key(seed), steps)
+  return [jax.tree.map(lambda p, k=k: scale * jax.random.normal(k, p.shape), params)
+          for k in keys]
+
+
+@pytest.mark.parametrize("name,lr,scale", [("rmsprop", 5e-5, 1.0),
+                                           ("rmsprop", 1.0, 100.0),
+                                           ("adam", 0.3, 10.0)])
+def test_every_clipped_parameter_stays_within_c_after_every_update(name, lr, scale):
+  c = 0.01
+  tx = optimizers.make_optimizer(_opt(name=name), lr, 100, clip_value=c)
+  params = _params()
+  state = tx.init(params)
+  for grads in _random_grads(params, 30, scale):
+    updates, state = tx.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    for leaf in jax.tree.leaves(params):  # kernels, biases and the scale
+      assert float(jnp.max(jnp.abs(leaf))) <= c
+  # Large steps push parameters onto the box's faces, not only inside it.
+  if lr >= 0.3:
+    assert float(jnp.max(jnp.abs(params["dense"]["kernel"]))) > 0.99 * c
+
+
+def test_clipping_leaves_updates_inside_the_box_unchanged():
+  params = jax.tree.map(lambda p: jnp.clip(p, -0.005, 0.005), _params())
+  grads = _random_grads(params, 3, 1.0)
+  clipped = _run(optimizers.make_optimizer(_opt(name="rmsprop"), 1e-6, 10, 0.01),
+                 params, grads)
+  plain = _run(optimizers.make_optimizer(_opt(name="rmsprop"), 1e-6, 10), params, grads)
+  for a, b in zip(jax.tree.leaves(clipped), jax.tree.leaves(plain)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_clipping_does_not_clip_the_optimizer_state():
+  tx = optimizers.make_optimizer(_opt(name="rmsprop"), 1.0, 10, clip_value=0.01)
+  params = _params()
+  state = tx.init(params)
+  grads = jax.tree.map(lambda p: jnp.full(p.shape, 5.0), params)
+  _, state = tx.update(grads, state, params)
+  nu = state[0][0].nu  # RMSprop's average of squared gradients
+  np.testing.assert_allclose(nu["conv"]["kernel"], 0.01 * 25.0, rtol=1e-6)
+
+
+def _torch_rmsprop(param, grads, lr, alpha=0.99, eps=1e-8):
+  """torch.optim.RMSprop (not centered, no momentum), written out in float64."""
+  p, v = np.asarray(param, np.float64), 0.0
+  for g in grads:
+    g = np.asarray(g, np.float64)
+    v = alpha * v + (1 - alpha) * g * g
+    p = p - lr * g / (np.sqrt(v) + eps)
+  return p
+
+
+def _torch_adam(param, grads, lr, b1, b2, eps=1e-8):
+  """torch.optim.Adam, written out in float64."""
+  p, m, v = np.asarray(param, np.float64), 0.0, 0.0
+  for t, g in enumerate(grads, start=1):
+    g = np.asarray(g, np.float64)
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    p = p - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+  return p
+
+
+def test_rmsprop_matches_torch_semantics():
+  param = jnp.array([0.5, -0.2, 1e-3])
+  grads = [jnp.array([1.0, -2.0, 1e-6]), jnp.array([0.5, 3.0, -1e-6]),
+           jnp.array([-0.1, 0.0, 1e-7])]
+  got = _run(optimizers.make_optimizer(_opt(name="rmsprop"), 5e-3, 10), param, grads)
+  np.testing.assert_allclose(got, _torch_rmsprop(param, grads, 5e-3), rtol=1e-6)
+
+
+@pytest.mark.parametrize("b1,b2", [(0.0, 0.9), (0.5, 0.9), (0.5, 0.999)])
+def test_adam_matches_torch_semantics(b1, b2):
+  param = jnp.array([0.5, -0.2, 1e-3])
+  grads = [jnp.array([1.0, -2.0, 1e-6]), jnp.array([0.5, 3.0, -1e-6]),
+           jnp.array([-0.1, 0.0, 1e-7])]
+  got = _run(optimizers.make_optimizer(_opt(b1=b1, b2=b2), 2e-4, 10), param, grads)
+  np.testing.assert_allclose(got, _torch_adam(param, grads, 2e-4, b1, b2), rtol=1e-6)
+
+
+def test_linear_schedule_decays_to_zero_over_the_run():
+  schedule = optimizers.learning_rate_schedule(_opt(schedule="linear"), 2e-4, 1000)
+  np.testing.assert_allclose([schedule(0), schedule(500), schedule(1000), schedule(2000)],
+                             [2e-4, 1e-4, 0.0, 0.0], atol=1e-12)
+
+
+def test_exponential_schedule_halves_every_decay_steps():
+  schedule = optimizers.learning_rate_schedule(
+      _opt(schedule="exponential", decay_rate=0.5, decay_steps=10), 1e-3, 1000)
+  np.testing.assert_allclose([schedule(0), schedule(10), schedule(25)],
+                             [1e-3, 5e-4, 1e-3 * 0.5 ** 2.5], rtol=1e-6)
+
+
+def test_unknown_optimizer_and_bad_clip_are_refused():
+  with pytest.raises(ValueError, match="Unknown config.optimizer.name 'sgd'"):
+    optimizers.make_optimizer(_opt(name="sgd"), 1e-3, 10)
+  with pytest.raises(ValueError, match="clip_value must be positive"):
+    optimizers.clip_params(0.0)

@@ -1,0 +1,457 @@
+"""Generators and critics: DCGAN family, the ResNets of Gulrajani et al., MLPs.
+
+All modules are Flax linen and pure: `module.apply(variables, x)`. Images are
+NHWC float32. Generators map z [B, z_dim] to images [B, H, W, C] (or points
+[B, 2] for the MLP); critics map images to one unbounded score per sample,
+shape [B].
+
+Convolutions use torch's padding (`Conv2d(k, s, p=(k-1)//2)`, and the
+transposed form with the output padding that doubles the size), so layer
+shapes and parameter counts match the PyTorch reference of
+../shared/bench/SPEC.md exactly.
+"""
+
+import math
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+Array = jax.Array
+Shape = tuple[int, ...]
+
+# torch.nn.BatchNorm momentum 0.1 is Flax momentum 0.9.
+_BN_MOMENTUM = 0.9
+_BN_EPSILON = 1e-5
+
+
+def _initializers(init: str) -> tuple[Callable[..., Array], Callable[..., Array]]:
+  """(kernel_init, bias_init) for an init scheme name."""
+  if init == "dcgan":
+    return nn.initializers.normal(0.02), nn.initializers.zeros
+  if init == "default":
+    return nn.linear.default_kernel_init, nn.initializers.zeros
+  raise ValueError(f"Unknown init {init!r}; use 'dcgan' or 'default'.")
+
+
+def _activation(name: str, slope: float) -> Callable[[Array], Array]:
+  if name == "relu":
+    return nn.relu
+  if name == "leaky_relu":
+    return lambda x: nn.leaky_relu(x, slope)
+  raise ValueError(f"Unknown activation {name!r}; use 'relu' or 'leaky_relu'.")
+
+
+def output_activation(name: str) -> Callable[[Array], Array]:
+  """The generator's output nonlinearity: it fixes the data range."""
+  if name == "tanh":
+    return jnp.tanh
+  if name == "sigmoid":
+    return nn.sigmoid
+  if name == "linear":
+    return lambda x: x
+  raise ValueError(f"Unknown output_activation {name!r}; use 'tanh', "
+                   "'sigmoid' or 'linear'.")
+
+
+class Conv(nn.Module):
+  """Conv2d with torch's symmetric padding (k-1)//2: H -> ceil(H / stride)."""
+  features: int
+  kernel_size: int
+  stride: int = 1
+  use_bias: bool = True
+  kernel_init: Callable[..., Array] = nn.linear.default_kernel_init
+  bias_init: Callable[..., Array] = nn.initializers.zeros
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    k, s = self.kernel_size, self.stride
+    pad = (k - 1) // 2
+    return nn.Conv(
+        self.features, (k, k), (s, s), padding=((pad, pad), (pad, pad)),
+        use_bias=self.use_bias, kernel_init=self.kernel_init,
+        bias_init=self.bias_init, name="conv")(x)
+
+
+class ConvTranspose(nn.Module):
+  """ConvTranspose2d that multiplies H by `stride`, torch-equivalent.
+
+  torch's ConvTranspose2d(k, s, p=(k-1)//2, output_padding=s+2p-k) is Flax's
+  ConvTranspose with padding (k-1-p, k-1-p+output_padding) per axis and
+  `transpose_kernel=True`; for stride 1 and even k (no torch equivalent) the
+  same formula gives the 'SAME'-style asymmetric padding.
+  """
+  features: int
+  kernel_size: int
+  stride: int = 2
+  use_bias: bool = True
+  kernel_init: Callable[..., Array] = nn.linear.default_kernel_init
+  bias_init: Callable[..., Array] = nn.initializers.zeros
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    k, s = self.kernel_size, self.stride
+    lo = k // 2
+    hi = s + k - 2 - lo
+    return nn.ConvTranspose(
+        self.features, (k, k), (s, s), padding=((lo, hi), (lo, hi)),
+        use_bias=self.use_bias, transpose_kernel=True,
+        kernel_init=self.kernel_init, bias_init=self.bias_init,
+        name="conv_transpose")(x)
+
+
+def _batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
+  return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
+                      epsilon=_BN_EPSILON, name=name)
+
+
+# ----------------------------------------------------------------------------
+# DCGAN family
+# ----------------------------------------------------------------------------
+
+
+def dcgan_base_size(image_size: int) -> int:
+  """4 or 7: the spatial size a DCGAN generator starts from."""
+  for base in (4, 7):
+    ratio = image_size / base
+    if ratio >= 1 and ratio == 2 ** round(math.log2(ratio)):
+      return base
+  raise ValueError(
+      f"image size {image_size} is not 4*2^n or 7*2^n (e.g. 28, 32, 64, 128): "
+      "set config.data.image_size to such a size.")
+
+
+def dcgan_layout(model: ml_collections.ConfigDict, image_size: int) -> dict[str, Any]:
+  """The DCGAN block layout: explicit fields, or derived from the image size.
+
+  Derived: the generator doubles the size from 4x4 (or 7x7) with widths
+  width*2^(n-1) ... width, then a stride-2 output layer; the critic mirrors it
+  with stride-2 convs width ... width*2^(n-1) down to 4x4.
+  """
+  n_up = round(math.log2(image_size / dcgan_base_size(image_size)))
+  widths = tuple(model.width * 2 ** i for i in reversed(range(n_up)))
+  layout = dict(
+      generator_base_features=model.generator_base_features or widths[0],
+      generator_features=tuple(model.generator_features) or widths[1:],
+      generator_strides=tuple(model.generator_strides) or (2,) * (n_up - 1),
+      generator_output_stride=model.generator_output_stride,
+      critic_features=tuple(model.critic_features) or widths[::-1],
+      critic_strides=tuple(model.critic_strides) or (2,) * n_up,
+  )
+  if len(layout["generator_features"]) != len(layout["generator_strides"]):
+    raise ValueError("config.model.generator_features and generator_strides "
+                     "must have the same length.")
+  if len(layout["critic_features"]) != len(layout["critic_strides"]):
+    raise ValueError("config.model.critic_features and critic_strides must "
+                     "have the same length.")
+  return layout
+
+
+class DCGANGenerator(nn.Module):
+  """Dense -> base x base x F -> [ConvT-BN-act]* -> ConvT -> output activation.
+
+  The first batch norm normalizes each Dense feature before the reshape, as
+  the Keras model and the benchmark reference do. Layers followed by batch
+  norm have no bias.
+  """
+  output_shape: Shape  # (H, W, C)
+  base_features: int
+  features: Sequence[int]
+  strides: Sequence[int]
+  output_stride: int = 2
+  kernel_size: int = 4
+  norm: str = "batch"
+  activation: str = "relu"
+  leaky_relu_slope: float = 0.2
+  output_activation: str = "tanh"
+  init_scheme: str = "dcgan"
+
+  @nn.compact
+  def __call__(self, z: Array, train: bool = True) -> Array:
+    height, width, channels = self.output_shape
+    upsampling = math.prod(self.strides) * self.output_stride
+    base = height // upsampling
+    if base * upsampling != height or height != width:
+      raise ValueError(f"Generator strides {tuple(self.strides)} and output "
+                       f"stride {self.output_stride} cannot produce "
+                       f"{self.output_shape} images.")
+    kernel_init, bias_init = _initializers(self.init_scheme)
+    act = _activation(self.activation, self.leaky_relu_slope)
+    bn = self.norm == "batch"
+
+    x = nn.Dense(base * base * self.base_features, use_bias=not bn,
+                 kernel_init=kernel_init, bias_init=bias_init)(z)
+    if bn:
+      x = _batch_norm(train)(x)
+    x = act(x)
+    x = x.reshape(z.shape[0], base, base, self.base_features)
+    for feat, stride in zip(self.features, self.strides):
+      x = ConvTranspose(feat, self.kernel_size, stride, use_bias=not bn,
+                        kernel_init=kernel_init, bias_init=bias_init)(x)
+      if bn:
+        x = _batch_norm(train)(x)
+      x = act(x)
+    x = ConvTranspose(channels, self.kernel_size, self.output_stride,
+                      kernel_init=kernel_init, bias_init=bias_init)(x)
+    return output_activation(self.output_activation)(x)
+
+
+class DCGANCritic(nn.Module):
+  """[Conv-(norm)-LeakyReLU]* -> flatten -> Dense(1); linear output [B].
+
+  As in DCGAN, the first block is never normalized.
+  """
+  features: Sequence[int]
+  strides: Sequence[int]
+  kernel_size: int = 4
+  norm: str = "none"
+  leaky_relu_slope: float = 0.2
+  init_scheme: str = "dcgan"
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = True) -> Array:
+    kernel_init, bias_init = _initializers(self.init_scheme)
+    for i, (feat, stride) in enumerate(zip(self.features, self.strides)):
+      norm = self.norm if i > 0 else "none"
+      x = Conv(feat, self.kernel_size, stride, use_bias=norm != "batch",
+               kernel_init=kernel_init, bias_init=bias_init)(x)
+      x = _critic_norm(norm, train)(x)
+      x = nn.leaky_relu(x, self.leaky_relu_slope)
+    x = x.reshape(x.shape[0], -1)
+    x = nn.Dense(1, kernel_init=kernel_init, bias_init=bias_init)(x)
+    return x[:, 0]
+
+
+def _critic_norm(norm: str, train: bool) -> Callable[[Array], Array]:
+  """Per-sample (layer) or cross-sample (batch) normalization, or none."""
+  if norm == "none":
+    return lambda x: x
+  if norm == "layer":
+    # Over H, W, C of each sample with per-channel scale and offset, as the
+    # WGAN-GP code's Layernorm: samples stay independent.
+    return nn.LayerNorm(epsilon=1e-5, reduction_axes=(-3, -2, -1),
+                        feature_axes=-1)
+  if norm == "batch":
+    return _batch_norm(train)
+  raise ValueError(f"Unknown critic norm {norm!r}; use 'none', 'layer' or "
+                   "'batch'.")
+
+
+# ----------------------------------------------------------------------------
+# ResNets of Gulrajani et al. 2017 (gan_cifar_resnet.py, gan_64x64.py)
+# ----------------------------------------------------------------------------
+
+
+def _mean_pool(x: Array) -> Array:
+  """2x2 average pooling, stride 2: [B, H, W, C] -> [B, H/2, W/2, C]."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def _upsample(x: Array) -> Array:
+  """Nearest-neighbour 2x upsampling (the reference's depth_to_space of 4 copies)."""
+  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+class ResidualBlock(nn.Module):
+  """norm-ReLU-conv-norm-ReLU-conv plus a shortcut; resample None|'up'|'down'.
+
+  'up' upsamples before the first conv and in the shortcut; 'down' pools after
+  the second conv and before the shortcut's 1x1 conv, as the reference does.
+  """
+  features: int
+  resample: str | None = None
+  norm: str = "none"  # 'batch' (generator), 'layer' or 'none' (critic)
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = True) -> Array:
+    in_features = x.shape[-1]
+    if self.norm == "batch":
+      normalize = lambda name: _batch_norm(train, name)  # noqa: E731
+    else:
+      normalize = lambda name: _critic_norm(self.norm, train)  # noqa: E731
+
+    if self.resample is None and in_features == self.features:
+      shortcut = x
+    elif self.resample == "up":
+      shortcut = Conv(self.features, 1, name="shortcut")(_upsample(x))
+    elif self.resample == "down":
+      shortcut = Conv(self.features, 1, name="shortcut")(_mean_pool(x))
+    else:
+      shortcut = Conv(self.features, 1, name="shortcut")(x)
+
+    # A bias right before a normalization is redundant (gan_64x64.py drops it).
+    conv1_bias = self.norm == "none"
+    h = nn.relu(normalize("norm1")(x))
+    if self.resample == "up":
+      h = _upsample(h)
+    h = Conv(in_features if self.resample == "down" else self.features, 3,
+             use_bias=conv1_bias, name="conv1")(h)
+    h = nn.relu(normalize("norm2")(h))
+    h = Conv(self.features, 3, name="conv2")(h)
+    if self.resample == "down":
+      h = _mean_pool(h)
+    return shortcut + h
+
+
+class ResNetGenerator(nn.Module):
+  """Dense -> 4x4 -> residual up blocks -> BN-ReLU-Conv3x3 -> tanh.
+
+  32x32 (CIFAR-10): width 128 at every block. Larger images: widths
+  8w, 8w, 4w, 2w, w (gan_64x64.py), capped at 8w.
+  """
+  output_shape: Shape
+  width: int = 128
+  output_activation: str = "tanh"
+
+  @nn.compact
+  def __call__(self, z: Array, train: bool = True) -> Array:
+    height, _, channels = self.output_shape
+    n_up = round(math.log2(height / 4))
+    if 4 * 2 ** n_up != height:
+      raise ValueError(f"ResNet generator needs H = 4*2^n, got {height}.")
+    multipliers = _resnet_multipliers(height, n_up)
+    x = nn.Dense(4 * 4 * multipliers[0] * self.width)(z)
+    x = x.reshape(z.shape[0], 4, 4, multipliers[0] * self.width)
+    for m in multipliers[1:]:
+      x = ResidualBlock(m * self.width, "up", "batch")(x, train)
+    x = nn.relu(_batch_norm(train)(x))
+    x = Conv(channels, 3)(x)
+    return output_activation(self.output_activation)(x)
+
+
+def _resnet_multipliers(height: int, n_up: int) -> tuple[int, ...]:
+  """Channel multipliers of the n_up + 1 generator stages, coarse to fine."""
+  if height == 32:
+    return (1,) * (n_up + 1)
+  widths = tuple(min(8, 2 ** i) for i in reversed(range(n_up)))
+  return (widths[0],) + widths
+
+
+class ResNetCritic(nn.Module):
+  """Residual critic of Gulrajani et al.; linear output [B].
+
+  32x32: optimized first block, one down block, two plain blocks, ReLU, global
+  mean pool, Dense(1) (gan_cifar_resnet.py). Larger images: Conv3x3(w), down
+  blocks w->2w->4w->8w->8w... to 4x4, flatten, Dense(1) (gan_64x64.py).
+  """
+  width: int = 128
+  norm: str = "none"
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = True) -> Array:
+    height = x.shape[1]
+    w = self.width
+    if height == 32:
+      shortcut = Conv(w, 1, name="shortcut")(_mean_pool(x))
+      h = nn.relu(Conv(w, 3)(x))
+      h = _mean_pool(Conv(w, 3)(h))
+      x = shortcut + h
+      x = ResidualBlock(w, "down", self.norm)(x, train)
+      x = ResidualBlock(w, None, self.norm)(x, train)
+      x = ResidualBlock(w, None, self.norm)(x, train)
+      x = nn.relu(x).mean(axis=(1, 2))
+    else:
+      n_down = round(math.log2(height / 4))
+      if 4 * 2 ** n_down != height:
+        raise ValueError(f"ResNet critic needs H = 4*2^n, got {height}.")
+      x = Conv(w, 3)(x)
+      for i in range(n_down):
+        x = ResidualBlock(min(8, 2 ** (i + 1)) * w, "down", self.norm)(x, train)
+      x = x.reshape(x.shape[0], -1)
+    return nn.Dense(1)(x)[:, 0]
+
+
+# ----------------------------------------------------------------------------
+# MLPs for 2-D toy data (gan_toy.py)
+# ----------------------------------------------------------------------------
+
+
+class MLPGenerator(nn.Module):
+  """z [B, z_dim] -> [Dense-ReLU] x layers -> Dense(out_dim); points [B, D]."""
+  output_shape: Shape  # (D,)
+  width: int = 512
+  layers: int = 3
+  output_activation: str = "linear"
+
+  @nn.compact
+  def __call__(self, z: Array, train: bool = True) -> Array:
+    del train  # no batch statistics
+    x = z
+    for _ in range(self.layers):
+      x = nn.relu(nn.Dense(self.width)(x))
+    x = nn.Dense(math.prod(self.output_shape))(x)
+    x = x.reshape((z.shape[0],) + tuple(self.output_shape))
+    return output_activation(self.output_activation)(x)
+
+
+class MLPCritic(nn.Module):
+  """x [B, ...] -> flatten -> [Dense-ReLU] x layers -> Dense(1); scores [B]."""
+  width: int = 512
+  layers: int = 3
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = True) -> Array:
+    del train
+    x = x.reshape(x.shape[0], -1)
+    for _ in range(self.layers):
+      x = nn.relu(nn.Dense(self.width)(x))
+    return nn.Dense(1)(x)[:, 0]
+
+
+# ----------------------------------------------------------------------------
+# Construction from a config
+# ----------------------------------------------------------------------------
+
+
+def create_models(model: ml_collections.ConfigDict,
+                  data_shape: Shape) -> tuple[nn.Module, nn.Module]:
+  """(generator, critic) for `config.model` and per-example data shape.
+
+  Args:
+    model: a `presets.model_config(...)` ConfigDict.
+    data_shape: (H, W, C) for images, (D,) for toy points.
+  """
+  if model.arch == "mlp":
+    return (MLPGenerator(tuple(data_shape), model.width, model.mlp_layers,
+                         model.output_activation),
+            MLPCritic(model.width, model.mlp_layers))
+  if len(data_shape) != 3 or data_shape[0] != data_shape[1]:
+    raise ValueError(f"arch {model.arch!r} needs square images (H, H, C); the "
+                     f"data has shape {tuple(data_shape)}.")
+  if model.arch == "resnet":
+    return (ResNetGenerator(tuple(data_shape), model.width,
+                            model.output_activation),
+            ResNetCritic(model.width, model.critic_norm))
+  if model.arch == "dcgan":
+    layout = dcgan_layout(model, data_shape[0])
+    generator = DCGANGenerator(
+        output_shape=tuple(data_shape),
+        base_features=layout["generator_base_features"],
+        features=layout["generator_features"],
+        strides=layout["generator_strides"],
+        output_stride=layout["generator_output_stride"],
+        kernel_size=model.kernel_size, norm=model.generator_norm,
+        activation=model.generator_activation,
+        leaky_relu_slope=model.leaky_relu_slope,
+        output_activation=model.output_activation, init_scheme=model.init)
+    critic = DCGANCritic(
+        features=layout["critic_features"], strides=layout["critic_strides"],
+        kernel_size=model.kernel_size, norm=model.critic_norm,
+        leaky_relu_slope=model.leaky_relu_slope, init_scheme=model.init)
+    return generator, critic
+  raise ValueError(f"Unknown config.model.arch {model.arch!r}; use 'dcgan', "
+                   "'resnet' or 'mlp'.")
+
+
+def init_variables(module: nn.Module, key: Array,
+                   example: Array) -> dict[str, Any]:
+  """Variables of `module` ({'params': ..., 'batch_stats': ...?}) for an example batch."""
+  return module.init(key, example, train=False)
+
+
+def count_params(params: Any) -> int:
+  """Number of scalars in a params pytree."""
+  return sum(x.size for x in jax.tree.leaves(params))
