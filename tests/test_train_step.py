@@ -1,0 +1,253 @@
+"""Specification of the compiled train step against a plain Python reference.
+
+conftest.py gives this process 8 fake CPU devices.
+"""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import default
+from wgan_jax import config_validation
+from wgan_jax import parallel
+from wgan_jax import presets
+from wgan_jax import train_step
+
+IMAGE_SHAPE = (16, 16, 3)
+
+
+def _config(loss: str = "wgan-gp", n_critic: int = 3, batch_size: int = 8, **model):
+  config = default.get_config()
+  config.loss = loss
+  config.n_critic = n_critic
+  config.batch_size = batch_size
+  config.num_train_steps = 100
+  config.model = presets.model_config("dcgan", width=4, z_dim=8, **model)
+  # Adaptive optimizers' first update is ~lr * g / (|g| + eps): with a tiny
+  # eps it is ~lr * sign(g), which turns float rounding of near-zero
+  # gradients into lr-sized differences. A larger eps keeps the comparison
+  # of implementations sharp; optimizer numerics are tested on their own.
+  config.optimizer.eps = 1e-3
+  if loss == "wgan":
+    config.optimizer.name = "rmsprop"
+    config.optimizer.critic_learning_rate = 5e-3
+    config.optimizer.generator_learning_rate = 5e-3
+  elif loss == "dcgan":
+    config.optimizer.b1, config.optimizer.b2 = 0.5, 0.999
+    config.optimizer.critic_learning_rate = 2e-3
+    config.optimizer.generator_learning_rate = 2e-3
+  else:
+    config.optimizer.critic_learning_rate = 1e-3
+    config.optimizer.generator_learning_rate = 1e-3
+  config_validation.validate(config)
+  return config
+
+
+def _reals(config, seed: int = 0, steps: int = 1):
+  rng = np.random.default_rng(seed)
+  shape = (steps, config.n_critic, config.batch_size) + IMAGE_SHAPE
+  return rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+def _copy(tree):
+  return jax.tree.map(lambda x: np.array(x), tree)
+
+
+def _reference_step(config, gan, state, reals):
+  """n_critic critic updates and one generator update, written out plainly.
+
+  Shares only the randomness (train_step.step_noise, part of the spec) and the
+  modules with the code under test; losses, penalty, optimizers and clipping
+  are written here from the papers.
+  """
+  opt = config.optimizer
+  if opt.name == "adam":
+    make_tx = lambda lr: optax.adam(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps)  # noqa: E731
+  else:
+    make_tx = lambda lr: optax.rmsprop(lr, decay=opt.rmsprop_decay, eps=opt.eps,  # noqa: E731
+                                       eps_in_sqrt=False)
+  critic_tx = make_tx(opt.critic_learning_rate)
+  generator_tx = make_tx(opt.generator_learning_rate)
+  noise = train_step.step_noise(gan, state.step)
+  g_vars = {"params": state.generator_params,
+            "batch_stats": state.generator_batch_stats}
+  c_params, c_stats = state.critic_params, state.critic_batch_stats
+  c_opt = critic_tx.init(c_params)  # the reference starts at step 0
+  has_critic_bn = bool(c_stats)
+
+  def critic(params, stats, x):
+    if has_critic_bn:
+      out, new = gan.critic.apply({"params": params, "batch_stats": stats}, x,
+                                  train=True, mutable=["batch_stats"])
+      return out, new["batch_stats"]
+    return gan.critic.apply({"params": params}, x), stats
+
+  for i in range(config.n_critic):
+    real = jnp.asarray(reals[i], jnp.float32) / 127.5 - 1.0
+    fake, new = gan.generator.apply(g_vars, noise.critic_z[i], train=True,
+                                    mutable=["batch_stats"])
+    g_vars = {"params": g_vars["params"], "batch_stats": new["batch_stats"]}
+    fake = jax.lax.stop_gradient(fake)
+    eps = noise.eps[i][:, None, None, None]
+
+    def critic_loss(params, stats):
+      d_real, stats = critic(params, stats, real)
+      d_fake, stats = critic(params, stats, fake)
+      if config.loss == "dcgan":
+        loss = (-jnp.mean(jnp.log(jax.nn.sigmoid(d_real)))
+                - jnp.mean(jnp.log(1 - jax.nn.sigmoid(d_fake))))
+      else:
+        loss = jnp.mean(d_fake) - jnp.mean(d_real)
+      if config.loss == "wgan-gp":
+        x_hat = eps * real + (1 - eps) * fake
+        g = jax.grad(lambda x: jnp.sum(critic(params, stats, x)[0]))(x_hat)
+        slopes = jnp.sqrt(jnp.sum(g ** 2, axis=(1, 2, 3)))
+        loss += config.gp_weight * jnp.mean((slopes - 1) ** 2)
+      return loss, stats
+
+    grads, c_stats = jax.grad(critic_loss, has_aux=True)(c_params, c_stats)
+    updates, c_opt = critic_tx.update(grads, c_opt, c_params)
+    c_params = optax.apply_updates(c_params, updates)
+    if config.loss == "wgan":
+      c_params = jax.tree.map(lambda p: jnp.clip(p, -config.clip_value,
+                                                 config.clip_value), c_params)
+
+  def generator_loss(params, stats):
+    fake, new = gan.generator.apply({"params": params, "batch_stats": stats},
+                                    noise.generator_z, train=True,
+                                    mutable=["batch_stats"])
+    d_fake, _ = critic(c_params, c_stats, fake)
+    if config.loss == "dcgan":
+      return -jnp.mean(jnp.log(jax.nn.sigmoid(d_fake))), new["batch_stats"]
+    return -jnp.mean(d_fake), new["batch_stats"]
+
+  g_opt = generator_tx.init(g_vars["params"])
+  grads, g_stats = jax.grad(generator_loss, has_aux=True)(
+      g_vars["params"], g_vars["batch_stats"])
+  updates, g_opt = generator_tx.update(grads, g_opt, g_vars["params"])
+  g_params = optax.apply_updates(g_vars["params"], updates)
+  return g_params, g_stats, c_params, c_stats
+
+
+@pytest.mark.parametrize("loss,model", [
+    ("wgan-gp", {}),
+    ("wgan-gp", dict(critic_norm="layer")),
+    ("wgan", {}),
+    ("dcgan", dict(critic_norm="batch")),
+])
+@pytest.mark.parametrize("critic_loop", ["unroll", "scan"])
+def test_step_equals_python_loop_reference(loss, model, critic_loop):
+  config = _config(loss, **model)
+  config.critic_loop = critic_loop
+  gan = train_step.create_gan(config, IMAGE_SHAPE)
+  state = train_step.create_train_state(gan)
+  reals = _reals(config)[0]
+  initial = _copy(state)
+  expected = jax.jit(functools.partial(_reference_step, config, gan))(initial, reals)
+  step = train_step.make_train_step(gan, parallel.make_mesh(jax.devices()[:1]))
+  new_state, metrics = step(state, reals)
+  got = (new_state.generator_params, new_state.generator_batch_stats,
+         new_state.critic_params, new_state.critic_batch_stats)
+  chex.assert_trees_all_close(got, expected, rtol=1e-5, atol=1e-6)
+  assert int(new_state.step) == 1
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+  # Both networks moved, so the comparison above is not of two no-ops.
+  for before, after in ((initial.generator_params, expected[0]),
+                        (initial.critic_params, expected[2])):
+    assert not np.allclose(jax.tree.leaves(before)[0], jax.tree.leaves(after)[0])
+
+
+def test_metrics_name_the_objective_terms():
+  config = _config("wgan-gp")
+  gan = train_step.create_gan(config, IMAGE_SHAPE)
+  step = train_step.make_train_step(gan, parallel.make_mesh())
+  _, metrics = step(train_step.init_state_on_mesh(gan, parallel.make_mesh()),
+                    _reals(config)[0])
+  for name in ("critic/loss", "critic/wasserstein", "critic/gradient_penalty",
+               "critic/grad_norm", "critic/input_grad_norm", "generator/loss",
+               "generator/grad_norm"):
+    assert name in metrics
+  np.testing.assert_allclose(
+      metrics["critic/wasserstein"], metrics["critic/real"] - metrics["critic/fake"],
+      rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["wgan-gp", "wgan"])
+def test_eight_devices_equal_one_device_for_the_same_global_batch(loss):
+  assert jax.device_count() == 8, "conftest.py should give 8 CPU devices"
+  config = _config(loss, batch_size=16)
+  gan = train_step.create_gan(config, IMAGE_SHAPE)
+  reals = _reals(config, steps=3)
+  finals = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    mesh = parallel.make_mesh(devices)
+    step = train_step.make_train_step(gan, mesh)
+    state = train_step.init_state_on_mesh(gan, mesh)
+    for r in reals:
+      state, _ = step(state, r)
+    finals.append(_copy(state))
+  chex.assert_trees_all_close(finals[0], finals[1], rtol=1e-4, atol=1e-6)
+
+
+def test_batch_is_split_over_devices():
+  config = _config(batch_size=16)
+  gan = train_step.create_gan(config, IMAGE_SHAPE)
+  mesh = parallel.make_mesh()
+  step = train_step.make_train_step(gan, mesh)
+  lowered = step.lower(train_step.init_state_on_mesh(gan, mesh), _reals(config)[0])
+  # Each device's share of the [n_critic, B, ...] input is B / 8 examples.
+  assert lowered.compile().input_shardings[0][1].shard_shape(
+      (config.n_critic, 16) + IMAGE_SHAPE)[1] == 2
+
+
+def test_a_batch_that_does_not_split_over_devices_is_refused():
+  config = _config(batch_size=12)
+  gan = train_step.create_gan(config, IMAGE_SHAPE)
+  with pytest.raises(ValueError, match="multiple of 8"):
+    train_step.make_train_step(gan, parallel.make_mesh())
+
+
+def test_steps_compile_once():
+  config = _config()
+  gan = train_step.create_gan(config, IMAGE_SHAPE)
+  mesh = parallel.make_mesh()
+  counted = chex.assert_max_traces(train_step.train_step, n=1)
+  step = train_step.make_train_step(gan, mesh, step_fn=counted)
+  state = train_step.init_state_on_mesh(gan, mesh)
+  for r in _reals(config, steps=3):
+    state, _ = step(state, r)
+  assert int(state.step) == 3
+
+
+def test_randomness_is_a_function_of_seed_and_step():
+  gan = train_step.create_gan(_config(), IMAGE_SHAPE)
+  a, b = train_step.step_noise(gan, 5), train_step.step_noise(gan, 5)
+  chex.assert_trees_all_equal(a, b)
+  c = train_step.step_noise(gan, 6)
+  assert not np.allclose(a.critic_z, c.critic_z)
+  # Each critic update has its own noise and interpolation weights.
+  assert not np.allclose(a.critic_z[0], a.critic_z[1])
+  assert not np.allclose(a.eps[0], a.eps[1])
+  config = _config()
+  config.seed = 1
+  other_seed = train_step.create_gan(config, IMAGE_SHAPE)
+  assert not np.allclose(train_step.step_noise(other_seed, 5).critic_z, a.critic_z)
+
+
+def test_random_flip_mirrors_the_real_images_the_step_noise_marks():
+  config = _config()
+  config.data.random_flip = True
+  gan = train_step.create_gan(config, IMAGE_SHAPE)
+  noise = train_step.step_noise(gan, 0)
+  reals = _reals(config)[0]
+  prepared = train_step.prepare_reals(gan, reals, noise.flips)
+  assert 0 < int(noise.flips.sum()) < noise.flips.size
+  scaled = reals.astype(np.float32) / 127.5 - 1
+  expected = np.where(np.asarray(noise.flips)[..., None, None, None],
+                      scaled[:, :, :, ::-1], scaled)
+  np.testing.assert_allclose(prepared, expected, atol=1e-6)
