@@ -5,13 +5,30 @@ Every other config starts from this one and overrides fields. Run
 any field with `--config.FIELD=VALUE` (a misspelt field is an error).
 """
 
+import os
+
 import ml_collections
 
 from wgan_jax import presets
 
 
-def get_config() -> ml_collections.ConfigDict:
-  """The default config."""
+def data_file(name: str) -> str:
+  """A file fetched by ../shared/data/fetch.sh: $WGAN_JAX_DATA_DIR/name, else ../shared/data/name."""
+  root = os.environ.get("WGAN_JAX_DATA_DIR") or os.path.join(
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
+      "shared", "data")
+  return os.path.normpath(os.path.join(root, name))
+
+
+def fashion_mnist_path() -> str:
+  """The fetched IDX folder if present, else '' (the loader then searches
+  /usr/share/datasets/fashion-mnist, then TFDS)."""
+  path = data_file("fashion-mnist")
+  return path if os.path.isdir(path) else ""
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field with its default value."""
   config = ml_collections.ConfigDict()
   config.seed = 0
 
@@ -40,6 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.npz_images_key = "x_train"
   config.data.npz_labels_key = "y_train"
   config.data.toy_num_examples = 100_000
+  config.data.cache_dir = ""  # decoded-dataset cache; "" = WORKDIR/data_cache
 
   config.model = presets.model_config("dcgan")
 
@@ -64,8 +82,18 @@ def get_config() -> ml_collections.ConfigDict:
   return config
 
 
-def get_smoke_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Shrinks any config to a run of a few seconds on a CPU (`:smoke`)."""
+def with_arg(config: ml_collections.ConfigDict,
+             arg: str | None) -> ml_collections.ConfigDict:
+  """Applies a `--config=configs/NAME.py:ARG` argument: '' or 'smoke'."""
+  if arg in (None, ""):
+    return config
+  if arg == "smoke":
+    return smoke(config)
+  raise ValueError(f"Unknown config argument {arg!r}; use ':smoke' or none.")
+
+
+def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks any config to a run of seconds on a CPU: same code paths, tiny sizes."""
   config.batch_size = 8
   config.n_critic = min(config.n_critic, 2)
   config.num_train_steps = 4
@@ -74,5 +102,17 @@ def get_smoke_config(config: ml_collections.ConfigDict) -> ml_collections.Config
   config.num_samples = 16
   config.checkpoint_every = 2
   config.data.max_examples = 256
-  config.model.width = min(config.model.width, 8)
+  config.data.toy_num_examples = 1024
+  model = config.model
+  model.width = min(model.width, 8)
+  shrink = lambda widths: tuple(max(4, w // 16) for w in widths)  # noqa: E731
+  model.generator_base_features = shrink([model.generator_base_features])[0] if (
+      model.generator_base_features) else 0
+  model.generator_features = shrink(model.generator_features)
+  model.critic_features = shrink(model.critic_features)
   return config
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """The default config (WGAN-GP, DCGAN family, Fashion-MNIST)."""
+  return with_arg(base_config(), arg)

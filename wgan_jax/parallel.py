@@ -40,3 +40,8 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     raise ValueError(
         f"config.batch_size={batch_size} does not split over {n} devices: set "
         f"it to a multiple of {n} (the batch is global, divided over devices).")
+
+
+def is_primary() -> bool:
+  """Whether this process writes logs, samples and evaluations (process 0)."""
+  return jax.process_index() == 0
