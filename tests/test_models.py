@@ -68,7 +68,7 @@ def test_resnet64_matches_gan_64x64_layout():
   assert x.shape == (2, 64, 64, 3)
   # Dense 128 -> 4*4*512, then up blocks 512->512->256->128->64.
   assert g_vars["params"]["Dense_0"]["kernel"].shape == (128, 4 * 4 * 512)
-  widths = [g_vars["params"][f"ResidualBlock_{i}"]["conv2"]["conv"]["kernel"].shape[-1]
+  widths = [g_vars["params"][f"ResidualBlock_{i}"]["conv2"]["kernel"].shape[-1]
             for i in range(4)]
   assert widths == [512, 256, 128, 64]
   # Critic: conv 3->64, down blocks to 128, 256, 512, 512 at 4x4, Dense(8192->1).
@@ -167,21 +167,21 @@ def test_conv_layers_match_torch(kernel, stride, size):
   tconv = torch.nn.Conv2d(3, 4, kernel, stride, padding=pad)
   with torch.no_grad():
     tconv.weight.copy_(torch.from_numpy(np.asarray(
-        variables["params"]["conv"]["kernel"]).transpose(3, 2, 0, 1).copy()))
-    tconv.bias.copy_(torch.from_numpy(np.array(variables["params"]["conv"]["bias"])))
+        variables["params"]["kernel"]).transpose(3, 2, 0, 1).copy()))
+    tconv.bias.copy_(torch.from_numpy(np.array(variables["params"]["bias"])))
     expected = tconv(x_torch).numpy().transpose(0, 2, 3, 1)
   np.testing.assert_allclose(conv.apply(variables, x), expected, atol=1e-5)
 
   deconv = models.ConvTranspose(4, kernel, stride)
   variables = deconv.init(jax.random.key(1), x)
-  kernel_flax = np.asarray(variables["params"]["conv_transpose"]["kernel"])
+  kernel_flax = np.asarray(variables["params"]["kernel"])
   tdeconv = torch.nn.ConvTranspose2d(3, 4, kernel, stride, padding=pad,
                                      output_padding=stride + 2 * pad - kernel)
   with torch.no_grad():
     # Flax (kh, kw, out, in) with transpose_kernel=True is torch's (in, out, kh, kw).
     tdeconv.weight.copy_(torch.from_numpy(kernel_flax.transpose(3, 2, 0, 1).copy()))
     tdeconv.bias.copy_(torch.from_numpy(np.array(
-        variables["params"]["conv_transpose"]["bias"])))
+        variables["params"]["bias"])))
     expected = tdeconv(x_torch).numpy().transpose(0, 2, 3, 1)
   out = deconv.apply(variables, x)
   chex.assert_shape(out, (2, size * stride, size * stride, 4))

@@ -8,7 +8,8 @@ shape [B].
 Convolutions use torch's padding (`Conv2d(k, s, p=(k-1)//2)`, and the
 transposed form with the output padding that doubles the size), so layer
 shapes and parameter counts match the PyTorch reference of
-../shared/bench/SPEC.md exactly.
+../shared/bench/SPEC.md exactly. They are computed by wgan_jax.convolutions,
+whose derivatives of every order stay fast on XLA:CPU.
 """
 
 import math
@@ -18,6 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+
+from wgan_jax import convolutions
 
 Array = jax.Array
 Shape = tuple[int, ...]
@@ -57,7 +60,11 @@ def output_activation(name: str) -> Callable[[Array], Array]:
 
 
 class Conv(nn.Module):
-  """Conv2d with torch's symmetric padding (k-1)//2: H -> ceil(H / stride)."""
+  """torch Conv2d(k, s, p=(k-1)//2): H -> floor((H - 1) / s) + 1 for odd k.
+
+  Kernel [k, k, C_in, C_out] and bias [C_out], as Flax's nn.Conv; computed by
+  convolutions.conv2d, whose derivatives of every order are fast.
+  """
   features: int
   kernel_size: int
   stride: int = 1
@@ -67,21 +74,19 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    k, s = self.kernel_size, self.stride
-    pad = (k - 1) // 2
-    return nn.Conv(
-        self.features, (k, k), (s, s), padding=((pad, pad), (pad, pad)),
-        use_bias=self.use_bias, kernel_init=self.kernel_init,
-        bias_init=self.bias_init, name="conv")(x)
+    k = self.kernel_size
+    kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
+    y = convolutions.conv2d(x, kernel, self.stride, (k - 1) // 2)
+    if self.use_bias:
+      y += self.param("bias", self.bias_init, (self.features,))
+    return y
 
 
 class ConvTranspose(nn.Module):
-  """ConvTranspose2d that multiplies H by `stride`, torch-equivalent.
+  """torch ConvTranspose2d(k, s, p=(k-1)//2) that multiplies H by `stride`.
 
-  torch's ConvTranspose2d(k, s, p=(k-1)//2, output_padding=s+2p-k) is Flax's
-  ConvTranspose with padding (k-1-p, k-1-p+output_padding) per axis and
-  `transpose_kernel=True`; for stride 1 and even k (no torch equivalent) the
-  same formula gives the 'SAME'-style asymmetric padding.
+  Kernel [k, k, C_out, C_in]: torch's weight [C_in, C_out, k, k] transposed
+  (2, 3, 1, 0), the same as Flax's nn.ConvTranspose(transpose_kernel=True).
   """
   features: int
   kernel_size: int
@@ -92,14 +97,12 @@ class ConvTranspose(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    k, s = self.kernel_size, self.stride
-    lo = k // 2
-    hi = s + k - 2 - lo
-    return nn.ConvTranspose(
-        self.features, (k, k), (s, s), padding=((lo, hi), (lo, hi)),
-        use_bias=self.use_bias, transpose_kernel=True,
-        kernel_init=self.kernel_init, bias_init=self.bias_init,
-        name="conv_transpose")(x)
+    k = self.kernel_size
+    kernel = self.param("kernel", self.kernel_init, (k, k, self.features, x.shape[-1]))
+    y = convolutions.conv_transpose2d(x, kernel, self.stride)
+    if self.use_bias:
+      y += self.param("bias", self.bias_init, (self.features,))
+    return y
 
 
 def _batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
