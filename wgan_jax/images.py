@@ -1,4 +1,4 @@
-"""Image grids and lossless PNG output.
+"""Image grids, captions, and lossless PNG and GIF output.
 
 All images are uint8 [..., H, W, C] with C = 1 (grayscale, kept grayscale)
 or C = 3 (RGB).
@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 
 BORDER = 2  # pixels between and around grid cells
 BACKGROUND = 255  # white borders
+CAPTION_HEIGHT = 16  # pixels of the text strip `caption` adds on top
 
 
 def make_grid(images: np.ndarray, columns: int | None = None,
@@ -57,6 +58,23 @@ def make_grid(images: np.ndarray, columns: int | None = None,
   return grid
 
 
+def caption(image: np.ndarray, text: str) -> np.ndarray:
+  """Puts a white strip with `text` above `image` uint8 [H, W, C].
+
+  Text wider than the image is cut off at its right edge.
+
+  Returns:
+    uint8 [CAPTION_HEIGHT + H, W, C], the image unchanged at the bottom.
+  """
+  image = np.asarray(image)
+  strip = np.full((CAPTION_HEIGHT,) + image.shape[1:], BACKGROUND, np.uint8)
+  canvas = to_pil(strip)
+  ImageDraw.Draw(canvas).text((BORDER, 2), text,
+                              fill=0 if image.shape[-1] == 1 else (0, 0, 0))
+  strip = np.asarray(canvas).reshape(strip.shape)
+  return np.concatenate([strip, image], axis=0)
+
+
 def to_pil(image: np.ndarray) -> Image.Image:
   """uint8 [H, W, 1 or 3] -> a grayscale ('L') or RGB PIL image."""
   image = np.asarray(image)
@@ -76,3 +94,70 @@ def read_png(path: str) -> np.ndarray:
   with epath.Path(path).open("rb") as f:
     image = np.asarray(Image.open(f))
   return image[..., None] if image.ndim == 2 else image
+
+
+def _gif_frame(image: np.ndarray) -> Image.Image:
+  """A GIF frame of uint8 [H, W, C]: exact for grayscale and <= 256 colours."""
+  if image.shape[-1] == 1:
+    return Image.fromarray(image[..., 0])  # 'L': GIF's gray palette is exact
+  colours, index = np.unique(image.reshape(-1, 3), axis=0, return_inverse=True)
+  if len(colours) <= 256:
+    frame = Image.fromarray(
+        index.reshape(image.shape[:2]).astype(np.uint8), "P")
+    frame.putpalette(colours.astype(np.uint8).tobytes())
+    return frame
+  # More colours than a GIF palette holds: the nearest of 256, undithered.
+  return Image.fromarray(image).quantize(
+      256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+
+
+def save_gif(path: str, frames: np.ndarray,
+             labels: Sequence[str] | None = None,
+             duration_ms: int = 300) -> None:
+  """Writes frames as an animated, looping GIF, creating parent folders.
+
+  Args:
+    path: the .gif file.
+    frames: uint8 [T, H, W, C], T >= 1. Grayscale frames and RGB frames of
+      at most 256 colours are stored exactly; other RGB frames are mapped to
+      an adaptive 256-colour palette without dithering.
+    labels: optional text per frame, drawn by `caption` above it (each frame
+      then has CAPTION_HEIGHT more rows).
+    duration_ms: display time of each frame.
+
+  Consecutive identical frames are merged into one longer frame by Pillow;
+  distinct labels keep every frame.
+  """
+  frames = np.asarray(frames)
+  if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] not in (
+      1, 3) or not len(frames):
+    raise ValueError(f"save_gif needs uint8 [T >= 1, H, W, 1 or 3] frames, got "
+                     f"{frames.dtype} {frames.shape}.")
+  if labels is not None:
+    if len(labels) != len(frames):
+      raise ValueError(f"{len(labels)} labels for {len(frames)} frames.")
+    frames = np.stack([caption(f, text) for f, text in zip(frames, labels)])
+  pil_frames = [_gif_frame(f) for f in frames]
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open("wb") as f:
+    # optimize=False: no palette pruning or transparency tricks between frames.
+    pil_frames[0].save(f, format="GIF", save_all=True,
+                       append_images=pil_frames[1:], duration=duration_ms,
+                       loop=0, optimize=False)
+
+
+def read_gif(path: str) -> np.ndarray:
+  """uint8 [T, H, W, C] of an animated GIF's frames as displayed.
+
+  C = 1 if every frame is gray (R = G = B everywhere), else 3.
+  """
+  with epath.Path(path).open("rb") as f:
+    with Image.open(f) as gif:
+      frames = []
+      for i in range(gif.n_frames):
+        gif.seek(i)
+        frames.append(np.asarray(gif.convert("RGB")))
+  frames = np.stack(frames)
+  gray = np.all(frames == frames[..., :1])
+  return frames[..., :1] if gray else frames

@@ -1,4 +1,4 @@
-"""Loading a trained generator and sampling from it.
+"""Loading a trained generator (or critic) and sampling from it.
 
     from wgan_jax import sampling
     generator = sampling.load_generator("/tmp/run")          # latest checkpoint
@@ -6,12 +6,16 @@
     images = sampling.sample(generator, z)                   # uint8 [16, H, W, C]
 
 Only the generator's arrays are read from the checkpoint; the data, the
-critic and the optimizer states are not needed.
+critic and the optimizer states are not needed. `load_critic` does the same
+for the critic (`critic_values` scores examples with it).
+
+Pure helpers for walks through z space: `latent_sweep` (two components on a
+grid of offsets) and `interpolate` (linear or spherical paths).
 """
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -26,6 +30,14 @@ from wgan_jax import models
 # fold_in constant of the fixed noise behind the training sample grids
 # (train_step uses 0 for init and 1 for training).
 SAMPLE_STREAM = 2
+# Below this sin(angle) the endpoints of `interpolate` count as parallel and
+# the spherical path falls back to the linear one (sin(angle) divides).
+_SLERP_PARALLEL_SIN = 1e-6
+INTERPOLATION_METHODS = ("linear", "spherical")
+
+
+class IncompatibleCheckpointError(ValueError):
+  """A checkpoint's arrays do not fit the current model code."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,20 +59,123 @@ class Generator:
     return self.config.model.output_activation
 
 
+@dataclasses.dataclass(frozen=True)
+class Critic:
+  """A trained critic: examples [N, *data_shape] -> unbounded scores [N]."""
+  module: nn.Module
+  variables: dict[str, Any]  # {'params': ..., 'batch_stats': ...?}
+  config: ml_collections.ConfigDict
+  data_shape: tuple[int, ...]  # per example: (H, W, C) or (D,)
+  step: int
+
+
 def fixed_noise(seed: int, num: int, z_dim: int) -> jax.Array:
   """The run's fixed sample noise [num, z_dim]: the same at every step and on resume."""
   key = jax.random.fold_in(jax.random.key(seed), SAMPLE_STREAM)
   return jax.random.normal(key, (num, z_dim))
 
 
-def noise(generator: Generator, num: int, seed: int = 0) -> jax.Array:
-  """Standard normal z [num, z_dim] from an explicit seed."""
-  return jax.random.normal(jax.random.key(seed), (num, generator.z_dim))
+def noise(generator: Generator, num: int, seed: int = 0,
+          truncation: float | None = None) -> jax.Array:
+  """z [num, z_dim] from an explicit seed: standard normal, or truncated.
+
+  Args:
+    generator: gives z_dim.
+    num: number of vectors.
+    seed: the draw is a pure function of (seed, num, z_dim, truncation).
+    truncation: if set, every component is drawn from the standard normal
+      restricted to [-truncation, truncation] (the truncation trick: less
+      variety, typical-looking samples).
+  """
+  key = jax.random.key(seed)
+  shape = (num, generator.z_dim)
+  if truncation is None:
+    return jax.random.normal(key, shape)
+  if not truncation > 0:
+    raise ValueError(f"truncation must be > 0, got {truncation}.")
+  return jax.random.truncated_normal(key, -truncation, truncation, shape)
+
+
+def latent_sweep(z: Any, dims: Sequence[int], offsets: Any) -> np.ndarray:
+  """Copies of z with two components moved on a grid of offsets.
+
+  Args:
+    z: float [z_dim], the vector to sweep around.
+    dims: (i, j), two distinct components of z.
+    offsets: float [K] added to the components; where an offset is 0 the
+      component keeps its value, so with 0 at the middle the middle cell is z.
+
+  Returns:
+    float32 [K, K, z_dim]: out[r, c] = z with z[i] + offsets[r] and
+    z[j] + offsets[c].
+  """
+  z = np.asarray(z, np.float32)
+  offsets = np.asarray(offsets, np.float32)
+  if z.ndim != 1 or offsets.ndim != 1:
+    raise ValueError(f"latent_sweep needs z [z_dim] and offsets [K], got "
+                     f"{z.shape} and {offsets.shape}.")
+  if len(dims) != 2 or dims[0] == dims[1] or not all(
+      0 <= d < z.shape[0] for d in dims):
+    raise ValueError(f"dims must be two different components in [0, "
+                     f"{z.shape[0]}) (z_dim {z.shape[0]}), got {tuple(dims)}.")
+  i, j = dims
+  out = np.broadcast_to(z, (len(offsets), len(offsets), z.shape[0])).copy()
+  out[:, :, i] += offsets[:, None]
+  out[:, :, j] += offsets[None, :]
+  return out
+
+
+def interpolate(z_a: Any, z_b: Any, num: int,
+                method: str = "linear") -> np.ndarray:
+  """`num` points from z_a to z_b, both endpoints included exactly.
+
+  Args:
+    z_a, z_b: float [..., z_dim], broadcastable.
+    num: points per path (>= 2).
+    method: 'linear' (straight line), or 'spherical' (slerp: along the great
+      circle, norm interpolated linearly in angle; for equal-norm endpoints
+      every point keeps that norm). Near-parallel endpoints, where slerp's
+      sin(angle) denominator vanishes, take the linear path.
+
+  Returns:
+    float32 [..., num, z_dim]; [..., 0, :] is z_a and [..., -1, :] is z_b.
+  """
+  if method not in INTERPOLATION_METHODS:
+    raise ValueError(f"Unknown interpolation method {method!r}; use one of "
+                     f"{INTERPOLATION_METHODS}.")
+  if num < 2:
+    raise ValueError(f"interpolate needs num >= 2 (both endpoints), got {num}.")
+  # float64 so that the weights at t = 0 and t = 1 are exactly 1 and 0.
+  a = np.asarray(z_a, np.float64)[..., None, :]
+  b = np.asarray(z_b, np.float64)[..., None, :]
+  t = np.linspace(0.0, 1.0, num)[:, None]
+  w_a, w_b = 1.0 - t, t
+  if method == "spherical":
+    norms = np.linalg.norm(a, axis=-1, keepdims=True) * np.linalg.norm(
+        b, axis=-1, keepdims=True)
+    cos = np.sum(a * b, axis=-1, keepdims=True) / np.maximum(norms, 1e-30)
+    angle = np.arccos(np.clip(cos, -1.0, 1.0))
+    sin = np.sin(angle)
+    parallel = np.abs(sin) < _SLERP_PARALLEL_SIN
+    safe_sin = np.where(parallel, 1.0, sin)
+    w_a = np.where(parallel, w_a, np.sin((1.0 - t) * angle) / safe_sin)
+    w_b = np.where(parallel, w_b, np.sin(t * angle) / safe_sin)
+  return (w_a * a + w_b * b).astype(np.float32)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _generate(module: nn.Module, variables: dict[str, Any], z: jax.Array) -> jax.Array:
-  return module.apply(variables, z, train=False)
+def _apply_eval(module: nn.Module, variables: dict[str, Any],
+                x: jax.Array) -> jax.Array:
+  return module.apply(variables, x, train=False)
+
+
+def _apply_batched(module: nn.Module, variables: dict[str, Any], x: Any,
+                   batch_size: int) -> np.ndarray:
+  """Eval-mode module outputs for x [N, ...], `batch_size` rows at a time."""
+  x = jnp.asarray(x, jnp.float32)
+  out = [np.asarray(_apply_eval(module, variables, x[i:i + batch_size]))
+         for i in range(0, x.shape[0], batch_size)]
+  return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
 def generate(module: nn.Module, variables: dict[str, Any], z: jax.Array,
@@ -70,10 +185,7 @@ def generate(module: nn.Module, variables: dict[str, Any], z: jax.Array,
   Runs in batches of `batch_size`, so any number of samples fits in memory.
   Returns float32 [N, *data_shape].
   """
-  z = jnp.asarray(z, jnp.float32)
-  out = [np.asarray(_generate(module, variables, z[i:i + batch_size]))
-         for i in range(0, z.shape[0], batch_size)]
-  return np.concatenate(out) if out else np.zeros((0,), np.float32)
+  return _apply_batched(module, variables, z, batch_size)
 
 
 def sample(generator: Generator, z: jax.Array,
@@ -94,23 +206,66 @@ def sample(generator: Generator, z: jax.Array,
   return input_pipeline.to_uint8(out, generator.output_activation)
 
 
-def load_generator(workdir: str, step: int | None = None) -> Generator:
-  """The generator of a run's checkpoint `step` (default: the latest)."""
+def critic_values(critic: Critic, x: Any, batch_size: int = 4096) -> np.ndarray:
+  """Critic scores float32 [N] of examples x [N, *data_shape] in model range."""
+  x = jnp.asarray(x)
+  if x.shape[1:] != critic.data_shape:
+    raise ValueError(f"x must have shape [N, *{critic.data_shape}], got "
+                     f"{x.shape}.")
+  return _apply_batched(critic.module, critic.variables, x, batch_size)
+
+
+def _load_network(workdir: str, step: int | None, network: str):
+  """(module, variables, config, data_shape, step, meta) of one saved network.
+
+  Args:
+    network: 'generator' or 'critic': only the TrainState fields
+      `<network>_params` and `<network>_batch_stats` are read.
+  """
   step = checkpointing.resolve_step(workdir, step)
   meta = checkpointing.read_meta(workdir, step)
   config = checkpointing.config_from_meta(meta)
   data_shape = tuple(meta["data_shape"])
-  module, _ = models.create_models(config.model, data_shape)
-  z = jax.ShapeDtypeStruct((1, config.model.z_dim), jnp.float32)
+  generator, critic = models.create_models(config.model, data_shape)
+  module, example_shape = {
+      "generator": (generator, (1, config.model.z_dim)),
+      "critic": (critic, (1,) + data_shape),
+  }[network]
+  example = jax.ShapeDtypeStruct(example_shape, jnp.float32)
   abstract = jax.eval_shape(
-      functools.partial(models.init_variables, module), jax.random.key(0), z)
+      functools.partial(models.init_variables, module), jax.random.key(0),
+      example)
   restored = checkpointing.restore_subtree(workdir, {
-      "generator_params": abstract["params"],
-      "generator_batch_stats": abstract.get("batch_stats", {}),
+      f"{network}_params": abstract["params"],
+      f"{network}_batch_stats": abstract.get("batch_stats", {}),
   }, step)
-  variables = {"params": restored["generator_params"]}
-  if restored["generator_batch_stats"]:
-    variables["batch_stats"] = restored["generator_batch_stats"]
+  # A partial restore leaves the abstract leaves that the checkpoint lacks.
+  missing = [jax.tree_util.keystr(path) for path, leaf in
+             jax.tree_util.tree_leaves_with_path(restored)
+             if isinstance(leaf, jax.ShapeDtypeStruct)]
+  if missing:
+    raise IncompatibleCheckpointError(
+        f"Checkpoint {step} of {workdir} has no arrays for {len(missing)} "
+        f"{network} variables (e.g. {missing[0]}): it was saved by a version "
+        "of models.py with other layer names. Load it with that version.")
+  variables = {"params": restored[f"{network}_params"]}
+  if restored[f"{network}_batch_stats"]:
+    variables["batch_stats"] = restored[f"{network}_batch_stats"]
+  return module, variables, config, data_shape, step, meta
+
+
+def load_generator(workdir: str, step: int | None = None) -> Generator:
+  """The generator of a run's checkpoint `step` (default: the latest)."""
+  module, variables, config, data_shape, step, meta = _load_network(
+      workdir, step, "generator")
   return Generator(module=module, variables=variables, config=config,
                    data_shape=data_shape, step=step,
                    class_names=tuple(meta.get("class_names", ())))
+
+
+def load_critic(workdir: str, step: int | None = None) -> Critic:
+  """The critic of a run's checkpoint `step` (default: the latest)."""
+  module, variables, config, data_shape, step, _ = _load_network(
+      workdir, step, "critic")
+  return Critic(module=module, variables=variables, config=config,
+                data_shape=data_shape, step=step)
