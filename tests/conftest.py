@@ -30,3 +30,18 @@ def require_data(relative: str) -> pathlib.Path:
     pytest.skip(f"{path} is missing: run `bash ../shared/data/fetch.sh DIR` and "
                 f"set WGAN_JAX_DATA_DIR=DIR")
   return path
+
+
+def pytest_configure(config):
+  """Compiled executables are cached on disk for the session.
+
+  Many tests build identical steps from fresh Python objects (a new GAN per
+  test); XLA's compilation of them is the bulk of the suite's CPU time, and
+  the persistent cache keys on the computation itself, so each compiles once.
+  """
+  del config
+  import jax  # pylint: disable=g-import-not-at-top
+  cache = os.environ.get("WGAN_JAX_TEST_COMPILATION_CACHE",
+                         str(REPO / ".pytest_cache" / "jax_compilation_cache"))
+  jax.config.update("jax_compilation_cache_dir", cache)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -294,3 +294,18 @@ def test_wgan_gp_learns_the_eight_gaussians():
   assert near_before < 0.2  # the untrained generator fails this check
   assert near >= 0.7
   assert smallest_mode_share >= 0.04
+
+
+def test_gathering_on_device_equals_feeding_gathered_batches():
+  config = _config(batch_size=16)
+  gan = train_step.create_gan(config, IMAGE_SHAPE)
+  mesh = parallel.make_mesh()
+  examples = np.random.default_rng(1).integers(0, 256, (40,) + IMAGE_SHAPE, dtype=np.uint8)
+  indices = np.random.default_rng(2).integers(0, 40, (config.n_critic, 16)).astype(np.int32)
+  fed = train_step.make_train_step(gan, mesh)
+  gathered = train_step.make_train_step(gan, mesh,
+                                        step_fn=train_step.train_step_on_device_data)
+  a, _ = fed(train_step.init_state_on_mesh(gan, mesh), examples[indices])
+  b, _ = gathered(train_step.init_state_on_mesh(gan, mesh),
+                  jax.device_put(examples, parallel.replicated(mesh)), indices)
+  chex.assert_trees_all_equal(jax.device_get(a), jax.device_get(b))

@@ -276,6 +276,20 @@ def train_step(gan: GAN, state: TrainState, reals: Array,
   return new_state, metrics
 
 
+def train_step_on_device_data(gan: GAN, state: TrainState, examples: Array,
+                              indices: Array, data_sharding: Any = None
+                              ) -> tuple[TrainState, Metrics]:
+  """`train_step` on examples[indices], gathered inside the compiled step.
+
+  Args:
+    examples: the whole dataset [N, *data_shape], resident on every device.
+    indices: int32 [n_critic, B] (input_pipeline.batch_indices), split over
+      devices along B, so each device gathers only its own examples.
+  """
+  reals = jnp.take(examples, indices, axis=0)
+  return train_step(gan, state, reals, data_sharding)
+
+
 def _constrain_batch(x: Array, sharding: Any) -> Array:
   return jax.lax.with_sharding_constraint(x, sharding)
 
@@ -283,19 +297,30 @@ def _constrain_batch(x: Array, sharding: Any) -> Array:
 def make_train_step(
     gan: GAN, mesh: Mesh,
     step_fn: Callable[..., tuple[TrainState, Metrics]] = train_step,
-) -> Callable[[TrainState, Array], tuple[TrainState, Metrics]]:
-  """`step_fn` jitted for `mesh`: state replicated and donated, reals split over devices.
+) -> Callable[..., tuple[TrainState, Metrics]]:
+  """`step_fn` jitted for `mesh`: state replicated and donated, batches split over devices.
 
-  `step_fn` is `train_step` unless a test wraps it (e.g. to count traces).
+  With `train_step` the call is step(state, reals [n_critic, B, ...]); with
+  `train_step_on_device_data` it is step(state, examples [N, ...] replicated,
+  indices [n_critic, B]). `step_fn` may also be a wrapper (tests count traces).
   """
   parallel.check_batch_size(gan.batch_size, mesh)
   replicated = parallel.replicated(mesh)
+  batch = parallel.batch_sharded(mesh, 1)
+  inputs = ((replicated, batch) if _unwrapped(step_fn) is train_step_on_device_data
+            else (batch,))
   return jax.jit(
       functools.partial(step_fn, gan,
                         data_sharding=parallel.batch_sharded(mesh, 0)),
-      in_shardings=(replicated, parallel.batch_sharded(mesh, 1)),
+      in_shardings=(replicated,) + inputs,
       out_shardings=(replicated, replicated),
       donate_argnums=0)
+
+
+def _unwrapped(fn: Callable[..., Any]) -> Callable[..., Any]:
+  while hasattr(fn, "__wrapped__"):
+    fn = fn.__wrapped__
+  return fn
 
 
 def init_state_on_mesh(gan: GAN, mesh: Mesh) -> TrainState:
