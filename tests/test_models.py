@@ -186,3 +186,26 @@ def test_conv_layers_match_torch(kernel, stride, size):
   out = deconv.apply(variables, x)
   chex.assert_shape(out, (2, size * stride, size * stride, 4))
   np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset,shape,overrides", [
+    ("dcgan", (16, 16, 3), dict(width=4)),
+    ("resnet32", (32, 32, 3), dict(width=8)),
+    ("mlp", (2,), dict(width=16)),
+])
+def test_bfloat16_compute_keeps_float32_parameters_and_outputs(preset, shape, overrides):
+  results = {}
+  for dtype in ("float32", "bfloat16"):
+    model = presets.model_config(preset, dtype=dtype, **overrides)
+    generator, critic = models.create_models(model, shape)
+    z = jax.random.normal(jax.random.key(0), (4, model.z_dim))
+    g_vars = models.init_variables(generator, jax.random.key(1), z)
+    x = generator.apply(g_vars, z, train=False)
+    d_vars = models.init_variables(critic, jax.random.key(2), x)
+    scores = critic.apply(d_vars, x)
+    assert x.dtype == jnp.float32 and scores.dtype == jnp.float32
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves((g_vars, d_vars)))
+    results[dtype] = (x, scores)
+  # Same parameters (same keys): bfloat16 has ~3 significant digits.
+  np.testing.assert_allclose(results["bfloat16"][0], results["float32"][0], atol=0.05)
+  assert not np.array_equal(results["bfloat16"][0], results["float32"][0])

@@ -93,3 +93,17 @@ def test_landscape_figure_has_a_panel_per_step_and_renders_to_rgb():
   width, height = figure.get_size_inches() * figure.dpi
   assert pixels.dtype == np.uint8
   assert pixels.shape == (round(height), round(width), 3)
+
+
+def test_plot_runs_overlays_one_line_per_run_on_shared_panels():
+  runs = {
+      "float32": [{"step": 1, "critic/loss": 1.0, "generator/loss": 2.0},
+                  {"step": 2, "critic/loss": 0.5, "generator/loss": 1.5}],
+      "bfloat16": [{"step": 1, "critic/loss": 1.1}, {"step": 2, "critic/loss": 0.6}],
+  }
+  figure = plots.plot_runs(runs)
+  panels = [ax for ax in figure.axes if ax.get_visible()]
+  assert [ax.get_title() for ax in panels] == ["critic/loss", "generator/loss"]
+  lines = {line.get_label(): line.get_ydata().tolist() for line in panels[0].get_lines()}
+  assert lines == {"float32": [1.0, 0.5], "bfloat16": [1.1, 0.6]}
+  assert [line.get_label() for line in panels[1].get_lines()] == ["float32"]

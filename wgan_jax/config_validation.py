@@ -25,6 +25,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(model.generator_norm, ("none", "batch"), "model.generator_norm")
   _choice(model.output_activation, ("tanh", "sigmoid", "linear"),
           "model.output_activation")
+  _choice(model.dtype, ("float32", "bfloat16"), "model.dtype")
   _choice(config.critic_loop, ("auto", "scan", "unroll"), "critic_loop")
   _choice(config.optimizer.name, optimizers.OPTIMIZERS, "optimizer.name")
   _choice(config.optimizer.schedule, optimizers.SCHEDULES, "optimizer.schedule")

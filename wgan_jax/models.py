@@ -71,14 +71,16 @@ class Conv(nn.Module):
   use_bias: bool = True
   kernel_init: Callable[..., Array] = nn.linear.default_kernel_init
   bias_init: Callable[..., Array] = nn.initializers.zeros
+  dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     k = self.kernel_size
     kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
-    y = convolutions.conv2d(x, kernel, self.stride, (k - 1) // 2)
+    y = convolutions.conv2d(x.astype(self.dtype), kernel.astype(self.dtype),
+                            self.stride, (k - 1) // 2)
     if self.use_bias:
-      y += self.param("bias", self.bias_init, (self.features,))
+      y += self.param("bias", self.bias_init, (self.features,)).astype(self.dtype)
     return y
 
 
@@ -94,14 +96,16 @@ class ConvTranspose(nn.Module):
   use_bias: bool = True
   kernel_init: Callable[..., Array] = nn.linear.default_kernel_init
   bias_init: Callable[..., Array] = nn.initializers.zeros
+  dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     k = self.kernel_size
     kernel = self.param("kernel", self.kernel_init, (k, k, self.features, x.shape[-1]))
-    y = convolutions.conv_transpose2d(x, kernel, self.stride)
+    y = convolutions.conv_transpose2d(x.astype(self.dtype),
+                                      kernel.astype(self.dtype), self.stride)
     if self.use_bias:
-      y += self.param("bias", self.bias_init, (self.features,))
+      y += self.param("bias", self.bias_init, (self.features,)).astype(self.dtype)
     return y
 
 
@@ -170,6 +174,7 @@ class DCGANGenerator(nn.Module):
   leaky_relu_slope: float = 0.2
   output_activation: str = "tanh"
   init_scheme: str = "dcgan"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z: Array, train: bool = True) -> Array:
@@ -185,20 +190,23 @@ class DCGANGenerator(nn.Module):
     bn = self.norm == "batch"
 
     x = nn.Dense(base * base * self.base_features, use_bias=not bn,
-                 kernel_init=kernel_init, bias_init=bias_init)(z)
+                 kernel_init=kernel_init, bias_init=bias_init,
+                 dtype=self.dtype)(z)
     if bn:
       x = _batch_norm(train)(x)
     x = act(x)
     x = x.reshape(z.shape[0], base, base, self.base_features)
     for feat, stride in zip(self.features, self.strides):
       x = ConvTranspose(feat, self.kernel_size, stride, use_bias=not bn,
-                        kernel_init=kernel_init, bias_init=bias_init)(x)
+                        kernel_init=kernel_init, bias_init=bias_init,
+                        dtype=self.dtype)(x)
       if bn:
         x = _batch_norm(train)(x)
       x = act(x)
     x = ConvTranspose(channels, self.kernel_size, self.output_stride,
-                      kernel_init=kernel_init, bias_init=bias_init)(x)
-    return output_activation(self.output_activation)(x)
+                      kernel_init=kernel_init, bias_init=bias_init,
+                      dtype=self.dtype)(x)
+    return output_activation(self.output_activation)(x.astype(jnp.float32))
 
 
 class DCGANCritic(nn.Module):
@@ -212,6 +220,7 @@ class DCGANCritic(nn.Module):
   norm: str = "none"
   leaky_relu_slope: float = 0.2
   init_scheme: str = "dcgan"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, train: bool = True) -> Array:
@@ -219,12 +228,14 @@ class DCGANCritic(nn.Module):
     for i, (feat, stride) in enumerate(zip(self.features, self.strides)):
       norm = self.norm if i > 0 else "none"
       x = Conv(feat, self.kernel_size, stride, use_bias=norm != "batch",
-               kernel_init=kernel_init, bias_init=bias_init)(x)
+               kernel_init=kernel_init, bias_init=bias_init,
+               dtype=self.dtype)(x)
       x = _critic_norm(norm, train)(x)
       x = nn.leaky_relu(x, self.leaky_relu_slope)
     x = x.reshape(x.shape[0], -1)
-    x = nn.Dense(1, kernel_init=kernel_init, bias_init=bias_init)(x)
-    return x[:, 0]
+    x = nn.Dense(1, kernel_init=kernel_init, bias_init=bias_init,
+                 dtype=self.dtype)(x)
+    return x[:, 0].astype(jnp.float32)
 
 
 def _critic_norm(norm: str, train: bool) -> Callable[[Array], Array]:
@@ -267,6 +278,7 @@ class ResidualBlock(nn.Module):
   features: int
   resample: str | None = None
   norm: str = "none"  # 'batch' (generator), 'layer' or 'none' (critic)
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, train: bool = True) -> Array:
@@ -279,11 +291,11 @@ class ResidualBlock(nn.Module):
     if self.resample is None and in_features == self.features:
       shortcut = x
     elif self.resample == "up":
-      shortcut = Conv(self.features, 1, name="shortcut")(_upsample(x))
+      shortcut = Conv(self.features, 1, name="shortcut", dtype=self.dtype)(_upsample(x))
     elif self.resample == "down":
-      shortcut = Conv(self.features, 1, name="shortcut")(_mean_pool(x))
+      shortcut = Conv(self.features, 1, name="shortcut", dtype=self.dtype)(_mean_pool(x))
     else:
-      shortcut = Conv(self.features, 1, name="shortcut")(x)
+      shortcut = Conv(self.features, 1, name="shortcut", dtype=self.dtype)(x)
 
     # A bias right before a normalization is redundant (gan_64x64.py drops it).
     conv1_bias = self.norm == "none"
@@ -291,9 +303,9 @@ class ResidualBlock(nn.Module):
     if self.resample == "up":
       h = _upsample(h)
     h = Conv(in_features if self.resample == "down" else self.features, 3,
-             use_bias=conv1_bias, name="conv1")(h)
+             use_bias=conv1_bias, name="conv1", dtype=self.dtype)(h)
     h = nn.relu(normalize("norm2")(h))
-    h = Conv(self.features, 3, name="conv2")(h)
+    h = Conv(self.features, 3, name="conv2", dtype=self.dtype)(h)
     if self.resample == "down":
       h = _mean_pool(h)
     return shortcut + h
@@ -308,6 +320,7 @@ class ResNetGenerator(nn.Module):
   output_shape: Shape
   width: int = 128
   output_activation: str = "tanh"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z: Array, train: bool = True) -> Array:
@@ -316,13 +329,13 @@ class ResNetGenerator(nn.Module):
     if 4 * 2 ** n_up != height:
       raise ValueError(f"ResNet generator needs H = 4*2^n, got {height}.")
     multipliers = _resnet_multipliers(height, n_up)
-    x = nn.Dense(4 * 4 * multipliers[0] * self.width)(z)
+    x = nn.Dense(4 * 4 * multipliers[0] * self.width, dtype=self.dtype)(z)
     x = x.reshape(z.shape[0], 4, 4, multipliers[0] * self.width)
     for m in multipliers[1:]:
-      x = ResidualBlock(m * self.width, "up", "batch")(x, train)
+      x = ResidualBlock(m * self.width, "up", "batch", self.dtype)(x, train)
     x = nn.relu(_batch_norm(train)(x))
-    x = Conv(channels, 3)(x)
-    return output_activation(self.output_activation)(x)
+    x = Conv(channels, 3, dtype=self.dtype)(x)
+    return output_activation(self.output_activation)(x.astype(jnp.float32))
 
 
 def _resnet_multipliers(height: int, n_up: int) -> tuple[int, ...]:
@@ -342,29 +355,30 @@ class ResNetCritic(nn.Module):
   """
   width: int = 128
   norm: str = "none"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, train: bool = True) -> Array:
     height = x.shape[1]
     w = self.width
     if height == 32:
-      shortcut = Conv(w, 1, name="shortcut")(_mean_pool(x))
-      h = nn.relu(Conv(w, 3)(x))
-      h = _mean_pool(Conv(w, 3)(h))
+      shortcut = Conv(w, 1, name="shortcut", dtype=self.dtype)(_mean_pool(x))
+      h = nn.relu(Conv(w, 3, dtype=self.dtype)(x))
+      h = _mean_pool(Conv(w, 3, dtype=self.dtype)(h))
       x = shortcut + h
-      x = ResidualBlock(w, "down", self.norm)(x, train)
-      x = ResidualBlock(w, None, self.norm)(x, train)
-      x = ResidualBlock(w, None, self.norm)(x, train)
+      x = ResidualBlock(w, "down", self.norm, self.dtype)(x, train)
+      x = ResidualBlock(w, None, self.norm, self.dtype)(x, train)
+      x = ResidualBlock(w, None, self.norm, self.dtype)(x, train)
       x = nn.relu(x).mean(axis=(1, 2))
     else:
       n_down = round(math.log2(height / 4))
       if 4 * 2 ** n_down != height:
         raise ValueError(f"ResNet critic needs H = 4*2^n, got {height}.")
-      x = Conv(w, 3)(x)
+      x = Conv(w, 3, dtype=self.dtype)(x)
       for i in range(n_down):
-        x = ResidualBlock(min(8, 2 ** (i + 1)) * w, "down", self.norm)(x, train)
+        x = ResidualBlock(min(8, 2 ** (i + 1)) * w, "down", self.norm, self.dtype)(x, train)
       x = x.reshape(x.shape[0], -1)
-    return nn.Dense(1)(x)[:, 0]
+    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
 
 
 # ----------------------------------------------------------------------------
@@ -378,30 +392,32 @@ class MLPGenerator(nn.Module):
   width: int = 512
   layers: int = 3
   output_activation: str = "linear"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z: Array, train: bool = True) -> Array:
     del train  # no batch statistics
     x = z
     for _ in range(self.layers):
-      x = nn.relu(nn.Dense(self.width)(x))
-    x = nn.Dense(math.prod(self.output_shape))(x)
+      x = nn.relu(nn.Dense(self.width, dtype=self.dtype)(x))
+    x = nn.Dense(math.prod(self.output_shape), dtype=self.dtype)(x)
     x = x.reshape((z.shape[0],) + tuple(self.output_shape))
-    return output_activation(self.output_activation)(x)
+    return output_activation(self.output_activation)(x.astype(jnp.float32))
 
 
 class MLPCritic(nn.Module):
   """x [B, ...] -> flatten -> [Dense-ReLU] x layers -> Dense(1); scores [B]."""
   width: int = 512
   layers: int = 3
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, train: bool = True) -> Array:
     del train
     x = x.reshape(x.shape[0], -1)
     for _ in range(self.layers):
-      x = nn.relu(nn.Dense(self.width)(x))
-    return nn.Dense(1)(x)[:, 0]
+      x = nn.relu(nn.Dense(self.width, dtype=self.dtype)(x))
+    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
 
 
 # ----------------------------------------------------------------------------
@@ -417,17 +433,18 @@ def create_models(model: ml_collections.ConfigDict,
     model: a `presets.model_config(...)` ConfigDict.
     data_shape: (H, W, C) for images, (D,) for toy points.
   """
+  dtype = jnp.dtype(model.dtype)
   if model.arch == "mlp":
     return (MLPGenerator(tuple(data_shape), model.width, model.mlp_layers,
-                         model.output_activation),
-            MLPCritic(model.width, model.mlp_layers))
+                         model.output_activation, dtype),
+            MLPCritic(model.width, model.mlp_layers, dtype))
   if len(data_shape) != 3 or data_shape[0] != data_shape[1]:
     raise ValueError(f"arch {model.arch!r} needs square images (H, H, C); the "
                      f"data has shape {tuple(data_shape)}.")
   if model.arch == "resnet":
     return (ResNetGenerator(tuple(data_shape), model.width,
-                            model.output_activation),
-            ResNetCritic(model.width, model.critic_norm))
+                            model.output_activation, dtype),
+            ResNetCritic(model.width, model.critic_norm, dtype))
   if model.arch == "dcgan":
     layout = dcgan_layout(model, data_shape[0])
     generator = DCGANGenerator(
@@ -439,11 +456,13 @@ def create_models(model: ml_collections.ConfigDict,
         kernel_size=model.kernel_size, norm=model.generator_norm,
         activation=model.generator_activation,
         leaky_relu_slope=model.leaky_relu_slope,
-        output_activation=model.output_activation, init_scheme=model.init)
+        output_activation=model.output_activation, init_scheme=model.init,
+        dtype=dtype)
     critic = DCGANCritic(
         features=layout["critic_features"], strides=layout["critic_strides"],
         kernel_size=model.kernel_size, norm=model.critic_norm,
-        leaky_relu_slope=model.leaky_relu_slope, init_scheme=model.init)
+        leaky_relu_slope=model.leaky_relu_slope, init_scheme=model.init,
+        dtype=dtype)
     return generator, critic
   raise ValueError(f"Unknown config.model.arch {model.arch!r}; use 'dcgan', "
                    "'resnet' or 'mlp'.")

@@ -92,6 +92,37 @@ def plot_losses(records: Sequence[dict[str, Any]], title: str = "") -> Figure:
   return figure
 
 
+def plot_runs(runs: dict[str, Sequence[dict[str, Any]]], title: str = "") -> Figure:
+  """The curves of several runs overlaid, one panel per curve, one line per run.
+
+  Args:
+    runs: {run label: `metric_writer.read_metrics` records}.
+  """
+  curves = {label: loss_curves(records) for label, records in runs.items()}
+  names = list(dict.fromkeys(n for c in curves.values() for n in c))
+  if not names:
+    raise ValueError("No curves to plot in any run.")
+  columns = min(2, len(names))
+  rows = math.ceil(len(names) / columns)
+  figure = Figure(figsize=(4.2 * columns, 2.2 * rows), dpi=_DPI,
+                  layout="constrained")
+  axes = figure.subplots(rows, columns, squeeze=False).ravel()
+  for ax, name in zip(axes, names):
+    for label, run in curves.items():
+      if name in run:
+        steps, values, _ = run[name]
+        ax.plot(steps, values, lw=1, label=label)
+    ax.set_title(name, fontsize=10)
+    ax.set_xlabel("generator step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  for ax in axes[len(names):]:
+    ax.set_visible(False)
+  if title:
+    figure.suptitle(title)
+  return figure
+
+
 @dataclasses.dataclass(frozen=True)
 class Landscape:
   """A critic's value on a square grid of the plane.

@@ -29,6 +29,9 @@ Fields (all presets carry every field, so a locked config accepts overrides):
     'linear' (2-D toy data).
   init: 'dcgan' (weights ~ N(0, 0.02), biases 0) | 'default' (Flax defaults).
   mlp_layers: hidden layers of the MLP generator and critic.
+  dtype: 'float32' | 'bfloat16': the dtype of convolutions and matmuls
+    (parameters, batch-norm statistics, outputs and the gradient penalty's
+    norm stay float32). bfloat16 is for accelerators; XLA:CPU runs it slower.
 """
 
 from typing import Any
@@ -54,6 +57,7 @@ _BASE: dict[str, Any] = dict(
     output_activation="tanh",
     init="dcgan",
     mlp_layers=3,
+    dtype="float32",
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
