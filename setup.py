@@ -21,6 +21,8 @@ setuptools.setup(
         "matplotlib>=3.8",
         "scipy>=1.11",
         "tensorboardX>=2.6",
+        # tensorflow_datasets.data_source imports it but does not declare it.
+        "importlib_resources",
     ],
     extras_require={
         "test": ["pytest>=8"],

@@ -26,6 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from configs import default  # noqa: E402  pylint: disable=g-import-not-at-top
+from wgan_jax import input_pipeline  # noqa: E402
 from wgan_jax import parallel  # noqa: E402
 from wgan_jax import presets  # noqa: E402
 from wgan_jax import train_step  # noqa: E402
@@ -65,6 +66,21 @@ def spec_config(arch: str, loss: str, batch: int, n_critic: int):
   return config
 
 
+def _real_data(name: str, shape, config) -> "input_pipeline.Dataset":
+  data = config.data
+  if name == "fashion_mnist":
+    data.source, data.path = "fashion_mnist", default.fashion_mnist_path()
+  else:
+    data.source, data.path = "folder", default.data_file("anime_faces_64.zip")
+    data.image_size, data.channels = 64, 3
+  dataset = input_pipeline.load_dataset(
+      data, cache_dir=os.path.join(REPO, ".data_cache"), seed=config.seed)
+  if tuple(dataset.example_shape) != shape:
+    raise SystemExit(f"--data {name} has shape {dataset.example_shape}, "
+                     f"the arch needs {shape}.")
+  return dataset
+
+
 def _threads() -> int:
   return len(os.sched_getaffinity(0))
 
@@ -90,15 +106,28 @@ def bench(args) -> dict:
   shape = ARCHS[args.arch]
   gan = train_step.create_gan(config, shape)
   mesh = parallel.make_mesh()
-  step = train_step.make_train_step(gan, mesh)
   state = train_step.init_state_on_mesh(gan, mesh)
-  rng = np.random.default_rng(args.seed)
-  reals = jax.device_put(
-      rng.integers(0, 256, (args.n_critic, args.batch) + shape, dtype=np.uint8),
-      parallel.batch_sharded(mesh, 1))
+  if args.data == "random":
+    # SPEC section 1: n_critic fixed batches on the device, reused every step.
+    step = train_step.make_train_step(gan, mesh)
+    rng = np.random.default_rng(args.seed)
+    batches = jax.device_put(
+        rng.integers(0, 256, (args.n_critic, args.batch) + shape, dtype=np.uint8),
+        parallel.batch_sharded(mesh, 1))
+    inputs = lambda i: (batches,)  # noqa: E731
+  else:
+    # The training input path: the dataset resident on the devices, a fresh
+    # epoch-shuffled index batch every step, gathered inside the step.
+    data = _real_data(args.data, shape, config)
+    step = train_step.make_train_step(
+        gan, mesh, step_fn=train_step.train_step_on_device_data)
+    examples = jax.device_put(data.examples, parallel.replicated(mesh))
+    inputs = lambda i: (examples, input_pipeline.batch_indices(  # noqa: E731
+        data.num_examples, args.seed, i, args.n_critic, args.batch))
+    log(f"[data] {args.data}: {data.examples.shape} {data.examples.dtype} on device")
 
   t0 = time.perf_counter()
-  compiled = step.lower(state, reals).compile()
+  compiled = step.lower(state, *inputs(0)).compile()
   compile_s = time.perf_counter() - t0
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -106,8 +135,10 @@ def bench(args) -> dict:
   log(f"[compile] {compile_s:.1f}s, XLA cost analysis: {flops / 1e9:.1f} GFLOP per step")
 
   t0 = time.perf_counter()
+  step_index = 0
   for _ in range(args.warmup):
-    state, metrics = compiled(state, reals)
+    state, metrics = compiled(state, *inputs(step_index))
+    step_index += 1
   jax.block_until_ready(state)
   log(f"[warmup] {args.warmup} steps in {time.perf_counter() - t0:.1f}s")
 
@@ -116,7 +147,8 @@ def bench(args) -> dict:
   for r in range(args.repeats):
     t0 = time.perf_counter()
     for _ in range(steps):
-      state, metrics = compiled(state, reals)
+      state, metrics = compiled(state, *inputs(step_index))
+      step_index += 1
     jax.block_until_ready(state)  # the updated state, not only the loss
     dt = time.perf_counter() - t0
     rates.append(steps / dt)
@@ -129,6 +161,7 @@ def bench(args) -> dict:
   peak = PEAK_FLOPS.get(device.device_kind)
   out = {
       "impl": "jax-jit",
+      "data": args.data,
       "arch": args.arch,
       "loss": args.loss,
       "batch": args.batch,
@@ -181,6 +214,10 @@ def main():
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--repeats", type=int, default=3)
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--data", choices=["random", "fashion_mnist", "anime"],
+                 default="random",
+                 help="random: the SPEC's fixed batches; otherwise the real "
+                      "dataset on the devices, gathered inside the step")
   p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                  help="override a config field, e.g. --set model.conv_impl=xla")
   p.add_argument("--compare", action="store_true",
