@@ -197,6 +197,17 @@ def test_gif_orders_frames_by_step_number_not_by_name(tmp_path):
     np.testing.assert_array_equal(frame[images.CAPTION_HEIGHT:], grids[step])
 
 
+def test_gif_every_k_keeps_every_kth_grid_counted_back_from_the_last(fashion, tmp_path):
+  workdir, _ = fashion
+  out = str(tmp_path / "training.gif")
+  generate.run("gif", workdir, out, every=2)
+  frames = images.read_gif(out)
+  assert len(frames) == 2  # steps 2 and 4 of 1..4
+  for frame, step in zip(frames, (2, 4)):
+    np.testing.assert_array_equal(frame[images.CAPTION_HEIGHT:],
+                                  images.read_png(train.sample_path(workdir, step)))
+
+
 def test_losses_writes_the_plot_of_metrics_jsonl(fashion, tmp_path):
   workdir, _ = fashion
   out = str(tmp_path / "losses.png")

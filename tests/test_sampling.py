@@ -100,3 +100,15 @@ def test_interpolation_rejects_bad_arguments():
     sampling.interpolate(np.ones(2), np.ones(2), 3, "cubic")
   with pytest.raises(ValueError, match="num >= 2"):
     sampling.interpolate(np.ones(2), np.ones(2), 1)
+
+
+def test_checkpoints_saved_before_a_model_field_existed_still_load(tmp_path):
+  # A run's saved config lacks fields added later (e.g. model.dtype): they
+  # take their preset defaults.
+  from wgan_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from wgan_jax import presets  # pylint: disable=g-import-not-at-top
+  model = presets.model_config("fmnist28").to_dict()
+  del model["dtype"]
+  config = checkpointing.config_from_meta({"config": {"seed": 0, "model": model}})
+  assert config.model.dtype == "float32"
+  assert config.model.critic_features == (32, 64, 128, 256)

@@ -19,6 +19,8 @@ import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
 
+from wgan_jax import presets
+
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -125,12 +127,21 @@ def restore_subtree(workdir: str, abstract_subtree: dict[str, Any],
 
 
 def config_from_meta(meta: dict[str, Any]) -> ml_collections.ConfigDict:
-  """The run's config as saved (JSON lists become tuples again)."""
+  """The run's config as saved (JSON lists become tuples again).
+
+  Model fields added to the presets after the run was saved take their
+  preset defaults, so older checkpoints still load.
+  """
   def tuples(x):
     if isinstance(x, dict):
       return {k: tuples(v) for k, v in x.items()}
     if isinstance(x, list):
       return tuple(tuples(v) for v in x)
     return x
-  return ml_collections.ConfigDict(tuples(meta["config"]))
+  config = ml_collections.ConfigDict(tuples(meta["config"]))
+  saved_model = config.model.to_dict()
+  model = presets.model_config(saved_model.get("name", "dcgan"))
+  model.update(saved_model)
+  config.model = model
+  return config
 

@@ -15,7 +15,7 @@ MODE (flags that apply):
                10), both endpoints included.
   gif          the fixed-noise grids saved during training
                (DIR/samples/step_*.png), in step order, step written above
-               each frame [--duration_ms].
+               each frame [--duration_ms] [--every k: every k-th grid].
   losses       the curves of DIR/metrics.jsonl: critic loss, Wasserstein
                estimate, gradient penalty, generator loss, eval/* (FID, ...).
   real         --num real training images (picked by --seed) [--columns] and
@@ -87,6 +87,8 @@ flags.DEFINE_integer("rows", None, "interpolate: number of pairs (default 4, "
                      "or the rows of the .npy files).")
 flags.DEFINE_bool("all_steps", False, "landscape: every saved checkpoint.")
 flags.DEFINE_integer("duration_ms", 300, "gif, landscape .gif: time per frame.")
+flags.DEFINE_integer("every", 1, "gif: every k-th saved grid (the last one "
+                     "always), for a smaller file.")
 
 SWEEP_OFFSETS = np.linspace(-1.0, 1.0, 11)  # 0 in the middle: z itself
 INTERPOLATION_POINTS = 10  # default --columns of interpolate
@@ -248,11 +250,13 @@ def _saved_grids(workdir: str) -> list[tuple[int, str]]:
 
 
 def _gif(workdir: str, out: str, step: int | None, *,
-         duration_ms: int) -> list[str]:
+         duration_ms: int, every: int) -> list[str]:
   del step  # rejected by run()
   _check_extension("gif", out, (".gif",))
   _check_positive("duration_ms", duration_ms)
+  _check_positive("every", every)
   saved = _saved_grids(workdir)
+  saved = saved[::-1][::every][::-1]  # counted back from the last grid
   frames = [images.read_png(path) for _, path in saved]
   shapes = {f.shape for f in frames}
   if len(shapes) > 1:
@@ -366,7 +370,7 @@ _MODES: dict[str, tuple[Callable[..., list[str]], tuple[str, ...], bool]] = {
     "sweep": (_sweep, ("seed", "dims", "truncation", "label"), True),
     "interpolate": (_interpolate, ("seed_a", "seed_b", "z_a", "z_b", "rows",
                                    "columns", "truncation", "label"), True),
-    "gif": (_gif, ("duration_ms",), False),
+    "gif": (_gif, ("duration_ms", "every"), False),
     "losses": (_losses, (), False),
     "real": (_real, ("num", "seed", "columns"), True),
     "landscape": (_landscape, ("all_steps", "duration_ms"), True),
