@@ -108,3 +108,22 @@ def test_third_derivative_stays_exact():
 def test_stride_one_transposed_conv_with_even_kernel_is_refused():
   with pytest.raises(ValueError, match="odd kernels"):
     convolutions.conv_transpose2d(jnp.zeros((1, 4, 4, 2)), jnp.zeros((4, 4, 3, 2)), 1)
+
+
+@pytest.mark.parametrize("kernel,stride,size,channels", [
+    (4, 2, 16, 3), (4, 2, 17, 4), (3, 2, 16, 3), (3, 2, 19, 5), (5, 2, 16, 3),
+    (4, 3, 18, 3)])
+def test_space_to_depth_input_grad_equals_the_dilated_form(kernel, stride, size,
+                                                           channels):
+  # The CPU path for large maps (convolutions._use_space_to_depth): the same
+  # linear map, computed without the dilated input's zeros.
+  padding = (kernel - 1) // 2
+  w = _sample((kernel, kernel, channels, 4), 9)
+  out_size = convolutions.output_size(size, kernel, stride, padding)
+  dy = _sample((2, out_size, out_size + 1, 4), 10)
+  input_hw = (size, size + stride)
+  assert convolutions.output_size(input_hw[1], kernel, stride, padding) == out_size + 1
+  np.testing.assert_allclose(
+      convolutions._input_grad_space_to_depth(dy, w, stride, padding, input_hw),
+      convolutions._input_grad_dilated(dy, w, stride, padding, input_hw),
+      rtol=1e-10, atol=1e-12)
