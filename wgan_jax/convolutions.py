@@ -113,11 +113,23 @@ def _input_grad_space_to_depth(dy: Array, w: Array, stride: int, padding: int,
 
 def _conv2d_weight_grad(x: Array, dy: Array, stride: int, padding: int,
                         kernel_size: int) -> Array:
-  # XLA's own first-order filter gradient is a fast forward convolution; only
-  # its derivatives were slow, and those are replaced below.
-  w = jnp.zeros((kernel_size, kernel_size, x.shape[-1], dy.shape[-1]), x.dtype)
-  _, vjp = jax.vjp(lambda w: _conv2d(x, w, stride, padding), w)
-  return vjp(dy)[0]
+  # dW[a, b, i, o] = sum_{n,p,q} x_pad[n, s*p + a, s*q + b, i] dy[n, p, q, o]:
+  # a forward convolution of x with batch and channels swapped ([Ci, H, W,
+  # N]) by dy as a kernel ([Ho, Wo, N, Co], dilated by the stride).
+  # The optimization barriers keep the swaps as explicit transposes: left to
+  # itself, XLA:CPU sometimes folds them into the convolution's dimension
+  # labels (f01b_i01o->01bf), a layout its fast convolution does not take,
+  # and runs that convolution ~10x slower (measured: fmnist28 step with
+  # n_critic 1, 1.2 s -> see experiments/README.md).
+  out_hw = dy.shape[1:3]
+  high = [kernel_size + stride * (o - 1) - size - padding
+          for o, size in zip(out_hw, x.shape[1:3])]
+  lhs = lax.optimization_barrier(jnp.transpose(x, (3, 1, 2, 0)))
+  rhs = lax.optimization_barrier(jnp.transpose(dy, (1, 2, 0, 3)))
+  grad = lax.conv_general_dilated(
+      lhs, rhs, (1, 1), ((padding, high[0]), (padding, high[1])),
+      rhs_dilation=(stride, stride), dimension_numbers=_DIMENSIONS)
+  return jnp.transpose(lax.optimization_barrier(grad), (1, 2, 0, 3))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
