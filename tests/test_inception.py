@@ -274,16 +274,6 @@ def test_preprocess_matches_fid_helper_on_real_images(image_sets):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5, err_msg=name)
 
 
-def test_to_uint8_quantizes_like_saving_an_image():
-  x = np.array([-1.0, -0.999, 0.0, 0.5, 1.0, 1.5, -3.0], np.float32)
-  want = np.clip(np.round((x.astype(np.float64) + 1) * 127.5), 0, 255)
-  got = inception.to_uint8(x)
-  assert got.dtype == np.uint8
-  np.testing.assert_array_equal(got, want)
-  np.testing.assert_array_equal(inception.to_uint8(np.array([0.0, 1.0]),
-                                                   (0.0, 1.0)), [0, 255])
-
-
 # ----------------------------------------------------------- weights / files --
 
 

@@ -367,3 +367,40 @@ def test_cached_statistics_key_must_be_json(tmp_path):
   metrics.cached_statistics(tmp_path, {"n": np.int64(3)}, compute)
   metrics.cached_statistics(tmp_path, {"n": 3}, compute)
   assert compute.calls == 1
+
+
+def test_cached_features_computes_once_and_keys_like_the_statistics(
+    tmp_path):
+  rng = np.random.default_rng(18)
+  first = CountingCompute(rng.normal(size=(12, 5)).astype(np.float32))
+  got = metrics.cached_features(tmp_path, KEY, first)
+  again = metrics.cached_features(tmp_path, dict(reversed(list(KEY.items()))),
+                                  first)
+  assert first.calls == 1
+  for features in (got, again):
+    assert features.dtype == np.float32
+    np.testing.assert_array_equal(features, first.features)
+  # Statistics under the same key live in another file; a new key recomputes.
+  metrics.cached_statistics(tmp_path, KEY, first)
+  assert first.calls == 2
+  other = CountingCompute(rng.normal(size=(12, 5)))
+  np.testing.assert_array_equal(
+      metrics.cached_features(tmp_path, {**KEY, "split": "test"}, other),
+      other.features)
+  assert other.calls == 1
+  assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
+      metrics.features_cache_path(tmp_path, KEY).name,
+      metrics.features_cache_path(tmp_path, {**KEY, "split": "test"}).name,
+      metrics.statistics_cache_path(tmp_path, KEY).name])
+
+
+def test_cached_features_replaces_a_corrupt_file_and_rejects_bad_shapes(
+    tmp_path):
+  compute = CountingCompute(np.ones((3, 2)))
+  metrics.features_cache_path(tmp_path, KEY).write_bytes(b"not an npz")
+  got = metrics.cached_features(tmp_path, KEY, compute)
+  np.testing.assert_array_equal(got, np.ones((3, 2)))
+  assert compute.calls == 1
+  with pytest.raises(ValueError, match=r"\[N, D\]"):
+    metrics.cached_features(tmp_path, {"other": 1},
+                            CountingCompute(np.ones(3)))

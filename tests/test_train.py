@@ -99,6 +99,21 @@ def test_resumed_run_is_bitwise_identical_to_an_uninterrupted_one(tmp_path):
       images.read_png(train.sample_path(str(tmp_path / "resumed"), 4)))
 
 
+def test_host_fed_batches_give_the_same_run_as_the_on_device_dataset(tmp_path):
+  config = _fashion_config(steps=2)
+  on_device = train.train_and_evaluate(config, str(tmp_path / "device"))
+  config.data.on_device = False
+  host_fed = train.train_and_evaluate(config, str(tmp_path / "host"))
+  chex.assert_trees_all_equal(jax.device_get(host_fed),
+                              jax.device_get(on_device))
+  # The two feeds are interchangeable in one run: resuming with the other
+  # one is allowed and continues the same run.
+  config.data.on_device = True
+  config.num_train_steps = 3
+  resumed = train.train_and_evaluate(config, str(tmp_path / "host"))
+  assert int(resumed.step) == 3
+
+
 def test_resuming_with_a_different_model_is_refused(tmp_path):
   config = _toy_config(steps=2)
   train.train_and_evaluate(config, str(tmp_path))

@@ -665,28 +665,13 @@ def preprocess(images: jax.Array) -> jax.Array:
                      f"{images.shape}")
   if images.dtype != jnp.uint8:
     raise TypeError(f"expected uint8 images, got {images.dtype}: quantize "
-                    f"first (e.g. with to_uint8), as saved images would be")
+                    f"first (input_pipeline.to_uint8), as saved images would "
+                    f"be")
   x = resize_bilinear_tf1(images, (INPUT_SIZE, INPUT_SIZE))
   x = (x - 128.0) / 128.0
   if x.shape[-1] == 1:
     x = jnp.broadcast_to(x, x.shape[:-1] + (3,))
   return x
-
-
-def to_uint8(images: np.ndarray | jax.Array,
-             value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
-  """Quantizes float images in `value_range` to uint8, as saving a PNG would.
-
-  Generator outputs must go through this (and nothing else) before FID so that
-  fake and real images are quantized the same way.
-
-  Returns:
-    np.uint8 array of the same shape: round((x - lo) / (hi - lo) * 255),
-    clipped to [0, 255].
-  """
-  lo, hi = value_range
-  x = (np.asarray(images, np.float32) - lo) * (255.0 / (hi - lo))
-  return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 def _apply_network(params: Params, x: jax.Array, precision: Any) -> jax.Array:
@@ -744,7 +729,7 @@ def make_feature_fn(params: Params, batch_size: int = 64,
                        f"{images.shape}")
     if images.dtype != np.uint8:
       raise TypeError(f"expected uint8 images, got {images.dtype}: quantize "
-                      f"first (e.g. with to_uint8)")
+                      f"first (input_pipeline.to_uint8)")
     out = np.empty((len(images), FEATURE_DIM), np.float32)
     filled, pending = 0, None
     # One batch in flight while the previous one is copied back (jax

@@ -10,7 +10,8 @@ float32 [N, 2048]).
   k(x, y) = (x.y / D + 1)^3, averaged over random subsets (as clean-fid and
   torch-fidelity do).
 - Improved precision/recall (Kynkaanniemi et al. 2019): k-NN manifolds.
-- `cached_statistics`: (mu, sigma) of reference features, cached on disk.
+- `cached_statistics`, `cached_features`: (mu, sigma) and the features of a
+  reference set, cached on disk.
 """
 from __future__ import annotations
 
@@ -232,7 +233,7 @@ def precision_recall(real_features: np.ndarray, fake_features: np.ndarray,
   return precision, recall
 
 
-# ------------------------------------------------- reference stats cache --
+# ------------------------------------------------------ reference cache --
 
 
 def _json_default(value: Any) -> Any:
@@ -251,6 +252,12 @@ def _canonical_key(key: dict[str, Any]) -> str:
                     default=_json_default)
 
 
+def _cache_path(cache_dir: str | os.PathLike, key: dict[str, Any],
+                prefix: str) -> pathlib.Path:
+  digest = hashlib.sha256(_canonical_key(key).encode()).hexdigest()
+  return pathlib.Path(cache_dir) / f"{prefix}_{digest[:32]}.npz"
+
+
 def statistics_cache_path(cache_dir: str | os.PathLike,
                           key: dict[str, Any]) -> pathlib.Path:
   """The .npz file `cached_statistics` uses for `key` (need not exist).
@@ -258,8 +265,44 @@ def statistics_cache_path(cache_dir: str | os.PathLike,
   Named by the sha256 of the canonical JSON of `key` (sorted keys), so dict
   order does not matter and any changed value gives another file.
   """
-  digest = hashlib.sha256(_canonical_key(key).encode()).hexdigest()
-  return pathlib.Path(cache_dir) / f"fid_stats_{digest[:32]}.npz"
+  return _cache_path(cache_dir, key, "fid_stats")
+
+
+def features_cache_path(cache_dir: str | os.PathLike,
+                        key: dict[str, Any]) -> pathlib.Path:
+  """The .npz file `cached_features` uses for `key` (need not exist)."""
+  return _cache_path(cache_dir, key, "features")
+
+
+def _read_cached(path: pathlib.Path, key_json: str,
+                 names: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
+  """The arrays `names` of a cache file written for `key_json`, else None."""
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      if str(z["key"]) == key_json:
+        return tuple(z[name] for name in names)
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    pass  # Missing or unreadable: the caller recomputes.
+  return None
+
+
+def _write_cached(path: pathlib.Path, key_json: str,
+                  **arrays: np.ndarray) -> None:
+  """Writes an .npz with `arrays` and the key, atomically (temp + rename)."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name,
+                             suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, key=np.array(key_json), **arrays)
+      f.flush()
+      os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is shared.
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
 
 
 def cached_statistics(
@@ -283,27 +326,42 @@ def cached_statistics(
   """
   key_json = _canonical_key(key)
   path = statistics_cache_path(cache_dir, key)
-  try:
-    with np.load(path, allow_pickle=False) as z:
-      if str(z["key"]) == key_json:
-        return z["mu"], z["sigma"]
-  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-    pass  # Missing or unreadable: recompute below.
+  cached = _read_cached(path, key_json, ("mu", "sigma"))
+  if cached is not None:
+    return cached
   features = np.asarray(compute())
   mu, sigma = statistics(features)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name,
-                             suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, mu=mu, sigma=sigma, key=np.array(key_json),
-               num_features=np.int64(len(features)))
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is shared.
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  _write_cached(path, key_json, mu=mu, sigma=sigma,
+                num_features=np.int64(len(features)))
   return mu, sigma
+
+
+def cached_features(cache_dir: str | os.PathLike, key: dict[str, Any],
+                    compute: Callable[[], np.ndarray]) -> np.ndarray:
+  """Feature vectors [N, D], computed once per key and cached.
+
+  KID and precision/recall need the reference features themselves, not only
+  (mu, sigma). Same file handling as `cached_statistics` (atomic write, key
+  stored and checked, unreadable files recomputed); a separate file name
+  prefix, so one key can name both the features and their statistics.
+
+  Args:
+    cache_dir: folder of the cache (created if needed).
+    key: JSON-serialisable dict that identifies the features.
+    compute: called only on a cache miss; returns features [N, D].
+
+  Returns:
+    The features as `compute` returned them (dtype kept; float32 [N, 2048]
+    from Inception is 8 MB per 1000 rows).
+  """
+  key_json = _canonical_key(key)
+  path = features_cache_path(cache_dir, key)
+  cached = _read_cached(path, key_json, ("features",))
+  if cached is not None:
+    return cached[0]
+  features = np.asarray(compute())
+  if features.ndim != 2:
+    raise ValueError(f"compute must return features [N, D], got shape "
+                     f"{features.shape}")
+  _write_cached(path, key_json, features=features)
+  return features

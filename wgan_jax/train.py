@@ -6,6 +6,8 @@ Workdir layout:
     WORKDIR/metrics.jsonl                     logged scalars (metric_writer.py)
     WORKDIR/tensorboard/                      TensorBoard event files
     WORKDIR/data_cache/                       decoded datasets (config.data.cache_dir)
+                                              and FID reference features
+    WORKDIR/eval/best.json                    best-FID step (config.eval.eval_every)
 
 Running the same command again resumes from the latest checkpoint; the
 resumed run is bitwise identical to an uninterrupted one, because the batches
@@ -17,7 +19,7 @@ import contextlib
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +30,7 @@ from etils import epath
 
 from wgan_jax import checkpointing
 from wgan_jax import config_validation
+from wgan_jax import evaluation
 from wgan_jax import images
 from wgan_jax import input_pipeline
 from wgan_jax import metric_writer
@@ -39,7 +42,11 @@ SAMPLES_DIR = "samples"
 # Config fields a resumed run may change: they do not alter the mathematics.
 _RESUMABLE_CHANGES = ("num_train_steps", "log_every", "sample_every",
                       "checkpoint_every", "keep_checkpoints", "num_samples",
-                      "data.cache_dir", "data.path", "eval")
+                      "data.cache_dir", "data.path", "data.on_device",
+                      "eval")
+# Largest dataset kept on the devices (config.data.on_device), replicated on
+# each: leaves most of a GPU's memory, and of a host's, to the step.
+MAX_ON_DEVICE_BYTES = 2 << 30
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -124,6 +131,39 @@ def _write_samples(workdir: str, writer: metric_writer.MetricWriter,
   writer.write_image(step, "samples", grid)
 
 
+def _input_feed(config: ml_collections.ConfigDict,
+                dataset: input_pipeline.Dataset, gan: train_step.GAN,
+                mesh: jax.sharding.Mesh) -> tuple[Any, Callable[..., tuple]]:
+  """The jitted step and a function from batch indices to its data inputs.
+
+  On device (config.data.on_device, one process, a dataset that fits): the
+  uint8 dataset is copied to every device once and the step gathers its
+  batches itself, so the host does no per-step work. Otherwise each process
+  gathers its slice of every global batch and sends it.
+  """
+  nbytes = dataset.examples.nbytes
+  if (config.data.on_device and jax.process_count() == 1
+      and nbytes <= MAX_ON_DEVICE_BYTES):
+    logging.info("Dataset on the devices (%.1f MiB); batches gathered in "
+                 "the step.", nbytes / 2**20)
+    examples = jax.device_put(dataset.examples, parallel.replicated(mesh))
+    step_fn = train_step.make_train_step(
+        gan, mesh, step_fn=train_step.train_step_on_device_data)
+    return step_fn, lambda indices: (examples, indices)
+  logging.info("Batches gathered on the host (data.on_device=%s, %d "
+               "processes, %.1f MiB).", config.data.on_device,
+               jax.process_count(), nbytes / 2**20)
+  per_process = config.batch_size // jax.process_count()
+  local = slice(jax.process_index() * per_process,
+                (jax.process_index() + 1) * per_process)
+  global_shape = (config.n_critic, config.batch_size) + tuple(
+      dataset.example_shape)
+  sharding = parallel.batch_sharded(mesh, 1)
+  return train_step.make_train_step(gan, mesh), lambda indices: (
+      jax.make_array_from_process_local_data(
+          sharding, dataset.examples[indices[:, local]], global_shape),)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> train_step.TrainState:
   """Trains for config.num_train_steps generator steps, resuming from WORKDIR.
@@ -141,8 +181,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   data_shape = tuple(dataset.example_shape)
   gan = train_step.create_gan(config, data_shape)
   mesh = parallel.make_mesh()
-  step_fn = train_step.make_train_step(gan, mesh)
-  reals_sharding = parallel.batch_sharded(mesh, 1)
+  step_fn, step_inputs = _input_feed(config, dataset, gan, mesh)
 
   checkpointer = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   meta = {"config": config.to_dict(), "data_shape": list(data_shape),
@@ -164,16 +203,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   else:
     state = train_step.init_state_on_mesh(gan, mesh)
   start = int(state.step)
+  evaluator = None
+  if config.eval.eval_every:
+    # Loads the Inception weights (a missing file fails here, before any
+    # training) and the reference features (computed once, then cached).
+    evaluator = evaluation.TrainingEvaluator(config, workdir, start, mesh)
 
   writer = metric_writer.MetricWriter(workdir, enabled=parallel.is_primary())
   z_fixed = sampling.fixed_noise(config.seed, config.num_samples,
                                  config.model.z_dim)
-  # Each process feeds its slice of every global batch.
-  per_process = config.batch_size // jax.process_count()
-  local = slice(jax.process_index() * per_process,
-                (jax.process_index() + 1) * per_process)
-  global_shape = (config.n_critic, config.batch_size) + data_shape
-
   history: list[dict[str, jax.Array]] = []
   history_start = start
   last_log = (time.perf_counter(), start)
@@ -182,15 +220,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       indices = input_pipeline.batch_indices(
           dataset.num_examples, config.seed, step, config.n_critic,
           config.batch_size)
-      reals = jax.make_array_from_process_local_data(
-          reals_sharding, dataset.examples[indices[:, local]], global_shape)
+      inputs = step_inputs(indices)
       if step == start:
         # Compile ahead of time, so that throughput and ETA exclude it.
         t0 = time.perf_counter()
-        step_fn = step_fn.lower(state, reals).compile()
+        step_fn = step_fn.lower(state, *inputs).compile()
         logging.info("Compiled the train step in %.1f s.", time.perf_counter() - t0)
         last_log = (time.perf_counter(), start)
-      state, metrics = step_fn(state, reals)
+      state, metrics = step_fn(state, *inputs)
       history.append(metrics)
       done = step + 1
       last = done == config.num_train_steps
@@ -219,6 +256,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           _write_samples(workdir, writer, gan, state, z_fixed, done)
       if done % config.checkpoint_every == 0 or last or preempted:
         checkpointer.save(done, state, meta)
+      if (evaluator is not None and not preempted
+          and evaluator.should_evaluate(done, last)):
+        evaluator(done, gan, state, writer)
+        last_log = (time.perf_counter(), done)  # Not training throughput.
       if preempted:
         checkpointer.wait()
         logging.warning("Checkpoint of step %d saved; exiting on signal %d.",
