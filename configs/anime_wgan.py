@@ -6,6 +6,10 @@ RMSprop 5e-5 (torch semantics: decay 0.99, eps outside the root), n_critic 5,
 clip 0.01, z 128, batch 64, the seed's k5 nets with a sigmoid output (data in
 [0, 1]), 20k generator steps. Data: ../shared/data/anime_faces_64.zip (or set
 --config.data.path to your own folder or zip of images).
+
+Measured here: only the end-to-end tests (a few smoke steps on the real zip,
+tests/test_train.py); no full run on the 2-core CPU, so no result to expect
+yet.
 """
 
 import ml_collections

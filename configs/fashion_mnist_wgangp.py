@@ -5,6 +5,11 @@
 The fmnist28 nets of ../shared/bench/SPEC.md (no critic normalization),
 lambda 10, n_critic 5, Adam 2e-4 (b1 0.5, b2 0.9), batch 64, 20k generator
 steps.
+
+Measured here (2-core CPU, 2026-11-23): 1,000 steps in 7 min 19 s wall
+(2.42 steps/s), recognizable garments by then; after 3,000 steps FID 52.1
+on 10k samples against 10k training images (grayscale as 3 channels).
+README.md, Results.
 """
 
 import ml_collections
