@@ -72,23 +72,12 @@ def plot_losses(records: Sequence[dict[str, Any]], title: str = "") -> Figure:
   if not curves:
     raise ValueError(f"No curves to plot: the records have none of "
                      f"{', '.join(LOSS_KEYS)} or {EVAL_PREFIX}*.")
-  columns = min(2, len(curves))
-  rows = math.ceil(len(curves) / columns)
-  figure = Figure(figsize=(4.2 * columns, 2.2 * rows), dpi=_DPI,
-                  layout="constrained")
-  axes = figure.subplots(rows, columns, squeeze=False).ravel()
-  for ax, (name, (steps, values, std)) in zip(axes, curves.items()):
+  figure, panels = _curve_panels(list(curves), title)
+  for (steps, values, std), ax in zip(curves.values(), panels):
     # Markers keep curves logged at only a few steps (eval/*) visible.
     ax.plot(steps, values, marker="." if len(steps) < 50 else None, lw=1)
     if std is not None:
       ax.fill_between(steps, values - std, values + std, alpha=0.3, lw=0)
-    ax.set_title(name, fontsize=10)
-    ax.set_xlabel("generator step")
-    ax.grid(alpha=0.3)
-  for ax in axes[len(curves):]:
-    ax.set_visible(False)
-  if title:
-    figure.suptitle(title)
   return figure
 
 
@@ -102,25 +91,32 @@ def plot_runs(runs: dict[str, Sequence[dict[str, Any]]], title: str = "") -> Fig
   names = list(dict.fromkeys(n for c in curves.values() for n in c))
   if not names:
     raise ValueError("No curves to plot in any run.")
+  figure, panels = _curve_panels(names, title)
+  for name, ax in zip(names, panels):
+    for label, run in curves.items():
+      if name in run:
+        steps, values, _ = run[name]
+        ax.plot(steps, values, lw=1, label=label)
+    ax.legend(fontsize=7)
+  return figure
+
+
+def _curve_panels(names: Sequence[str], title: str) -> tuple[Figure, list[Any]]:
+  """A figure of titled panels against generator step, two per row."""
   columns = min(2, len(names))
   rows = math.ceil(len(names) / columns)
   figure = Figure(figsize=(4.2 * columns, 2.2 * rows), dpi=_DPI,
                   layout="constrained")
   axes = figure.subplots(rows, columns, squeeze=False).ravel()
   for ax, name in zip(axes, names):
-    for label, run in curves.items():
-      if name in run:
-        steps, values, _ = run[name]
-        ax.plot(steps, values, lw=1, label=label)
     ax.set_title(name, fontsize=10)
     ax.set_xlabel("generator step")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
   for ax in axes[len(names):]:
     ax.set_visible(False)
   if title:
     figure.suptitle(title)
-  return figure
+  return figure, list(axes[:len(names)])
 
 
 @dataclasses.dataclass(frozen=True)
