@@ -29,6 +29,7 @@ from configs import default  # noqa: E402  pylint: disable=g-import-not-at-top
 from wgan_jax import input_pipeline  # noqa: E402
 from wgan_jax import parallel  # noqa: E402
 from wgan_jax import presets  # noqa: E402
+from wgan_jax import train  # noqa: E402
 from wgan_jax import train_step  # noqa: E402
 
 ARCHS = {"dcgan64": (64, 64, 3), "fmnist28": (28, 28, 1)}
@@ -116,13 +117,12 @@ def bench(args) -> dict:
         parallel.batch_sharded(mesh, 1))
     inputs = lambda i: (batches,)  # noqa: E731
   else:
-    # The training input path: the dataset resident on the devices, a fresh
-    # epoch-shuffled index batch every step, gathered inside the step.
+    # The training input path (train.input_feed): the dataset resident on the
+    # devices, a fresh epoch-shuffled index batch every step, gathered inside
+    # the step.
     data = _real_data(args.data, shape, config)
-    step = train_step.make_train_step(
-        gan, mesh, step_fn=train_step.train_step_on_device_data)
-    examples = jax.device_put(data.examples, parallel.replicated(mesh))
-    inputs = lambda i: (examples, input_pipeline.batch_indices(  # noqa: E731
+    step, feed = train.input_feed(config, data, gan, mesh)
+    inputs = lambda i: feed(input_pipeline.batch_indices(  # noqa: E731
         data.num_examples, args.seed, i, args.n_critic, args.batch))
     log(f"[data] {args.data}: {data.examples.shape} {data.examples.dtype} on device")
 

@@ -131,9 +131,9 @@ def _write_samples(workdir: str, writer: metric_writer.MetricWriter,
   writer.write_image(step, "samples", grid)
 
 
-def _input_feed(config: ml_collections.ConfigDict,
-                dataset: input_pipeline.Dataset, gan: train_step.GAN,
-                mesh: jax.sharding.Mesh) -> tuple[Any, Callable[..., tuple]]:
+def input_feed(config: ml_collections.ConfigDict,
+               dataset: input_pipeline.Dataset, gan: train_step.GAN,
+               mesh: jax.sharding.Mesh) -> tuple[Any, Callable[..., tuple]]:
   """The jitted step and a function from batch indices to its data inputs.
 
   On device (config.data.on_device, one process, a dataset that fits): the
@@ -181,7 +181,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   data_shape = tuple(dataset.example_shape)
   gan = train_step.create_gan(config, data_shape)
   mesh = parallel.make_mesh()
-  step_fn, step_inputs = _input_feed(config, dataset, gan, mesh)
+  step_fn, step_inputs = input_feed(config, dataset, gan, mesh)
 
   checkpointer = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   meta = {"config": config.to_dict(), "data_shape": list(data_shape),
