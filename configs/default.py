@@ -85,7 +85,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
 
-  # FID/KID/precision-recall during training (wgan_jax/evaluation.py). Off by
+  # FID/KID/precision-recall during training (wgan_jax/evaluator.py). Off by
   # default: Inception runs at 4-10 images/s on a 2-core CPU. Grayscale
   # images go through Inception as 3 identical channels.
   config.eval = ml_collections.ConfigDict()

@@ -22,8 +22,8 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wgan_jax import images  # noqa: E402  pylint: disable=g-import-not-at-top
-from wgan_jax import metric_writer  # noqa: E402
 from wgan_jax import plots  # noqa: E402
+from wgan_jax import run_logs  # noqa: E402
 from wgan_jax import train  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -45,7 +45,7 @@ def main(argv):
     start = time.perf_counter()
     train.train_and_evaluate(config, workdir)
     seconds = time.perf_counter() - start
-    records[dtype] = metric_writer.read_metrics(workdir)
+    records[dtype] = run_logs.read_metrics(workdir)
     final = {k: v for k, v in records[dtype][-1].items() if k in plots.LOSS_KEYS}
     print(json.dumps({"dtype": dtype, "steps": FLAGS.steps,
                       "wall_s": round(seconds, 1), **final}), flush=True)

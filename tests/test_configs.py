@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from wgan_jax import checkpointing
-from wgan_jax import config_validation
-from wgan_jax import metric_writer
+from wgan_jax import run_logs
 from wgan_jax import train
+from wgan_jax import validation
 
 CONFIGS = sorted(p.stem for p in (conftest.REPO / "configs").glob("*.py")
                  if p.stem not in ("__init__", "default"))
@@ -36,7 +36,7 @@ def test_every_config_is_listed():
 @pytest.mark.parametrize("name", CONFIGS)
 def test_full_config_is_valid_and_its_docstring_gives_its_command(name):
   config = _load(name)
-  config_validation.validate(config)
+  validation.validate(config)
   doc = importlib.import_module(f"configs.{name}").__doc__
   assert f"--config=configs/{name}.py" in doc
   # What to expect, measured (or that nothing was): cifar10 cannot be had.
@@ -94,7 +94,7 @@ def test_smoke_config_trains_on_its_data_source(name, tmp_path):
   state = train.train_and_evaluate(config, workdir)
   assert int(state.step) == 2
   assert checkpointing.steps(workdir) == [2]
-  record = metric_writer.read_metrics(workdir)[-1]
+  record = run_logs.read_metrics(workdir)[-1]
   assert record["step"] == 2
   assert np.isfinite(record["critic/loss"]) and np.isfinite(
       record["generator/loss"])

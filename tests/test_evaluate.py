@@ -1,6 +1,6 @@
 """Specification of `python -m wgan_jax.evaluate` on a tiny run and image sets.
 
-The run is test_evaluation's `trained_run` (trained once per session: 4
+The run is test_evaluator's `trained_run` (trained once per session: 4
 Fashion-MNIST steps, evaluated by the training loop at steps 3 and 4 with 8
 samples against 8 real images).
 """
@@ -15,18 +15,18 @@ import conftest
 import numpy as np
 import pytest
 
-import test_evaluation
+import test_evaluator
 from wgan_jax import evaluate
-from wgan_jax import evaluation
+from wgan_jax import evaluator
 from wgan_jax import images
 from wgan_jax import input_pipeline
 
-NUM = test_evaluation.NUM
+NUM = test_evaluator.NUM
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-  return test_evaluation.train_once(str(tmp_path_factory.getbasetemp()))
+  return test_evaluator.train_once(str(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +63,8 @@ def test_workdir_json_is_the_training_loops_evaluation_of_that_step(
   assert result["dataset"] == "fashion_mnist:train"
   assert result["grayscale_as_rgb"] is True
   assert result["seconds"] > 0 and result["pr_k"] == config.eval.pr_k
-  logged = test_evaluation.eval_records(workdir)[4]
-  for name in evaluation.METRIC_NAMES:
+  logged = test_evaluator.eval_records(workdir)[4]
+  for name in evaluator.METRIC_NAMES:
     # Same noise (seed, step), same reference (the run's cache): same value.
     np.testing.assert_allclose(result[name], logged[f"eval/{name}"],
                                rtol=1e-9, err_msg=name)

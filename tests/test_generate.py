@@ -21,8 +21,8 @@ from wgan_jax import checkpointing
 from wgan_jax import generate
 from wgan_jax import images
 from wgan_jax import input_pipeline
-from wgan_jax import metric_writer
 from wgan_jax import plots
+from wgan_jax import run_logs
 from wgan_jax import sampling
 from wgan_jax import train
 from wgan_jax import train_step
@@ -171,7 +171,7 @@ def test_gif_has_one_frame_per_saved_grid_in_step_order(fashion, tmp_path):
   out = str(tmp_path / "training.gif")
   generate.run("gif", workdir, out)
   frames = images.read_gif(out)
-  grids = [images.read_png(train.sample_path(workdir, s)) for s in (1, 2, 3, 4)]
+  grids = [images.read_png(run_logs.sample_path(workdir, s)) for s in (1, 2, 3, 4)]
   assert frames.shape == (4, grids[0].shape[0] + images.CAPTION_HEIGHT) + (
       grids[0].shape[1:])
   for frame, grid in zip(frames, grids):
@@ -187,7 +187,7 @@ def test_gif_orders_frames_by_step_number_not_by_name(tmp_path):
   grids = {s: rng.integers(0, 256, (10, 12, 3), np.uint8)
            for s in (900, 80, 1000)}
   for step, grid in grids.items():
-    path = tmp_path / train.SAMPLES_DIR / f"step_{step}.png"
+    path = tmp_path / run_logs.SAMPLES_DIR / f"step_{step}.png"
     images.save_png(str(path), grid)
   out = str(tmp_path / "training.gif")
   generate.run("gif", str(tmp_path), out)
@@ -205,7 +205,7 @@ def test_gif_every_k_keeps_every_kth_grid_counted_back_from_the_last(fashion, tm
   assert len(frames) == 2  # steps 2 and 4 of 1..4
   for frame, step in zip(frames, (2, 4)):
     np.testing.assert_array_equal(frame[images.CAPTION_HEIGHT:],
-                                  images.read_png(train.sample_path(workdir, step)))
+                                  images.read_png(run_logs.sample_path(workdir, step)))
 
 
 def test_losses_writes_the_plot_of_metrics_jsonl(fashion, tmp_path):
@@ -214,7 +214,7 @@ def test_losses_writes_the_plot_of_metrics_jsonl(fashion, tmp_path):
   generate.run("losses", workdir, out)
   written = images.read_png(out)
   assert written.ndim == 3 and written.shape[-1] == 3
-  records = metric_writer.read_metrics(workdir)
+  records = run_logs.read_metrics(workdir)
   expected = plots.to_image(
       plots.plot_losses(records, os.path.basename(workdir)))
   np.testing.assert_array_equal(written, expected)

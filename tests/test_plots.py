@@ -4,14 +4,14 @@ import jax
 import numpy as np
 import pytest
 
-from wgan_jax import metric_writer
 from wgan_jax import models
 from wgan_jax import plots
+from wgan_jax import run_logs
 from wgan_jax import sampling
 
 
 def _write_log(workdir, rows):
-  writer = metric_writer.MetricWriter(str(workdir))
+  writer = run_logs.MetricWriter(str(workdir))
   for step, scalars in rows:
     writer.write_scalars(step, scalars)
   writer.close()
@@ -27,7 +27,7 @@ def test_loss_plot_has_a_panel_per_logged_curve_with_its_values(tmp_path):
       (300, dict(losses, **{"critic/loss": -3.0, "eval/fid": 80.0,
                             "eval/kid": 0.02, "eval/kid_std": 0.005})),
   ])
-  figure = plots.plot_losses(metric_writer.read_metrics(str(tmp_path)))
+  figure = plots.plot_losses(run_logs.read_metrics(str(tmp_path)))
   panels = {ax.get_title(): ax.lines[0].get_xydata()
             for ax in figure.axes if ax.get_visible()}
   # Throughput is not a loss: no panel.
@@ -43,14 +43,14 @@ def test_loss_plot_has_a_panel_per_logged_curve_with_its_values(tmp_path):
   bands = {ax.get_title(): len(ax.collections) for ax in figure.axes}
   assert bands["eval/kid"] == 1 and bands["eval/fid"] == 0
   *_, std = plots.loss_curves(
-      metric_writer.read_metrics(str(tmp_path)))["eval/kid"]
+      run_logs.read_metrics(str(tmp_path)))["eval/kid"]
   np.testing.assert_array_equal(std, [0.005])
 
 
 def test_loss_plot_of_a_log_without_losses_is_an_error(tmp_path):
   _write_log(tmp_path, [(1, {"steps_per_sec": 3.0})])
   with pytest.raises(ValueError, match="No curves to plot"):
-    plots.plot_losses(metric_writer.read_metrics(str(tmp_path)))
+    plots.plot_losses(run_logs.read_metrics(str(tmp_path)))
 
 
 def _critic(seed=0):

@@ -16,13 +16,13 @@ from configs import anime_wgan
 from configs import fashion_mnist_wgangp
 from configs import toy_wgangp
 from wgan_jax import checkpointing
-from wgan_jax import config_validation
 from wgan_jax import images
 from wgan_jax import input_pipeline
-from wgan_jax import metric_writer
 from wgan_jax import presets
+from wgan_jax import run_logs
 from wgan_jax import sampling
 from wgan_jax import train
+from wgan_jax import validation
 
 REPO = conftest.REPO
 
@@ -56,15 +56,15 @@ def test_fashion_mnist_run_writes_checkpoints_samples_and_logs(tmp_path):
   assert int(state.step) == 4
   assert checkpointing.steps(str(tmp_path)) == [2, 4]
   for step in (2, 4):
-    grid = images.read_png(train.sample_path(str(tmp_path), step))
+    grid = images.read_png(run_logs.sample_path(str(tmp_path), step))
     assert grid.dtype == np.uint8 and grid.shape[-1] == 1  # grayscale stays
-  records = metric_writer.read_metrics(str(tmp_path))
+  records = run_logs.read_metrics(str(tmp_path))
   assert [r["step"] for r in records] == [2, 4]
   for name in ("critic/loss", "critic/wasserstein", "critic/gradient_penalty",
                "generator/loss", "steps_per_sec"):
     assert np.isfinite(records[-1][name])
   assert any(f.startswith("events.out.tfevents") for f in
-             os.listdir(tmp_path / metric_writer.TENSORBOARD_DIR))
+             os.listdir(tmp_path / run_logs.TENSORBOARD_DIR))
   # The saved state is the returned one.
   chex.assert_trees_all_equal(
       _restore_state(str(tmp_path), config, (28, 28, 1)), jax.device_get(state))
@@ -79,7 +79,7 @@ def test_anime_zip_run_with_the_seed_000_config(tmp_path):
   # Weight clipping held through training.
   for leaf in jax.tree.leaves(state.critic_params):
     assert float(np.max(np.abs(leaf))) <= config.clip_value
-  grid = images.read_png(train.sample_path(str(tmp_path), 2))
+  grid = images.read_png(run_logs.sample_path(str(tmp_path), 2))
   assert grid.shape[-1] == 3
   # The decoded data was cached under the workdir: a second load reads it.
   assert os.listdir(tmp_path / "data_cache")
@@ -95,8 +95,8 @@ def test_resumed_run_is_bitwise_identical_to_an_uninterrupted_one(tmp_path):
   chex.assert_trees_all_equal(jax.device_get(resumed), jax.device_get(full))
   # Same samples too (fixed noise does not depend on where the run restarted).
   np.testing.assert_array_equal(
-      images.read_png(train.sample_path(str(tmp_path / "full"), 4)),
-      images.read_png(train.sample_path(str(tmp_path / "resumed"), 4)))
+      images.read_png(run_logs.sample_path(str(tmp_path / "full"), 4)),
+      images.read_png(run_logs.sample_path(str(tmp_path / "resumed"), 4)))
 
 
 def test_host_fed_batches_give_the_same_run_as_the_on_device_dataset(tmp_path):
@@ -119,7 +119,7 @@ def test_resuming_with_a_different_model_is_refused(tmp_path):
   train.train_and_evaluate(config, str(tmp_path))
   config.num_train_steps = 4
   config.model.width = 32
-  with pytest.raises(config_validation.ConfigError, match="model.width: 16 -> 32"):
+  with pytest.raises(validation.ConfigError, match="model.width: 16 -> 32"):
     train.train_and_evaluate(config, str(tmp_path))
 
 
@@ -130,7 +130,7 @@ def test_load_generator_reproduces_the_training_samples(tmp_path):
   assert generator.step == 2 and generator.data_shape == (28, 28, 1)
   z = sampling.fixed_noise(config.seed, config.num_samples, config.model.z_dim)
   grid = images.make_grid(sampling.sample(generator, z))
-  np.testing.assert_array_equal(grid, images.read_png(train.sample_path(str(tmp_path), 2)))
+  np.testing.assert_array_equal(grid, images.read_png(run_logs.sample_path(str(tmp_path), 2)))
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
@@ -159,7 +159,7 @@ def test_gradient_penalty_with_batch_norm_critic_is_refused(tmp_path):
   config = _toy_config()
   config.data.source = "fashion_mnist"
   config.model = presets.model_config("dcgan", critic_norm="batch")
-  with pytest.raises(config_validation.ConfigError, match="critic_norm='layer' or 'none'"):
+  with pytest.raises(validation.ConfigError, match="critic_norm='layer' or 'none'"):
     train.train_and_evaluate(config, str(tmp_path))
   assert not checkpointing.steps(str(tmp_path))
 
@@ -186,7 +186,7 @@ def test_sigterm_saves_a_checkpoint_before_exiting_and_the_run_resumes(tmp_path)
            "--config.model.width=16"]
   proc = _main(tmp_path, *flags)
   deadline = time.time() + 300
-  metrics = tmp_path / metric_writer.METRICS_FILE
+  metrics = tmp_path / run_logs.METRICS_FILE
   while not (metrics.exists() and metrics.read_text().strip()):
     assert proc.poll() is None, proc.communicate()[0]
     assert time.time() < deadline, "training did not start logging"

@@ -13,10 +13,10 @@ import optax
 import pytest
 
 from configs import default
-from wgan_jax import config_validation
 from wgan_jax import parallel
 from wgan_jax import presets
 from wgan_jax import train_step
+from wgan_jax import validation
 
 IMAGE_SHAPE = (16, 16, 3)
 
@@ -44,7 +44,7 @@ def _config(loss: str = "wgan-gp", n_critic: int = 3, batch_size: int = 8, **mod
   else:
     config.optimizer.critic_learning_rate = 1e-3
     config.optimizer.generator_learning_rate = 1e-3
-  config_validation.validate(config)
+  validation.validate(config)
   return config
 
 

@@ -8,7 +8,7 @@ Usage:
       [--data_path=DIR] [--image_size=S] [--npz_key=KEY]
 
 --workdir evaluates checkpoint --step (default: the latest) exactly as the
-training loop does (wgan_jax/evaluation.py): the run's config.eval settings,
+training loop does (wgan_jax/evaluator.py): the run's config.eval settings,
 overridden by the flags given, noise from (config.seed, step), reference =
 the run's training data, cached in config.data.cache_dir or DIR/data_cache.
 
@@ -42,10 +42,10 @@ import numpy as np
 from absl import logging
 
 from wgan_jax import checkpointing
-from wgan_jax import config_validation
-from wgan_jax import evaluation
+from wgan_jax import evaluator
 from wgan_jax import input_pipeline
 from wgan_jax import sampling
+from wgan_jax import validation
 
 # The first fields of the JSON line, in this order.
 FIELDS = ("fid", "kid", "kid_std", "precision", "recall", "num_samples",
@@ -59,7 +59,7 @@ class ArgumentError(ValueError):
 
 
 _REPORTED_ERRORS = (ArgumentError, FileNotFoundError, input_pipeline.DataError,
-                    config_validation.ConfigError, evaluation.EvaluationError,
+                    validation.ConfigError, evaluator.EvaluationError,
                     sampling.IncompatibleCheckpointError)
 
 
@@ -138,7 +138,7 @@ def run(workdir: str | None = None, step: int | None = None,
 
   Raises:
     ArgumentError, FileNotFoundError, input_pipeline.DataError,
-    config_validation.ConfigError, evaluation.EvaluationError,
+    validation.ConfigError, evaluator.EvaluationError,
     sampling.IncompatibleCheckpointError: with a message naming the fix.
   """
   t0 = time.perf_counter()
@@ -170,10 +170,10 @@ def _evaluate_run(workdir, step, num_samples, num_real, batch_size,
   if len(meta["data_shape"]) != 3:
     raise ArgumentError(f"{workdir} is a run on 2-D points "
                         f"({config.data.source}); FID/KID need images.")
-  settings = evaluation.read_settings(
+  settings = evaluator.read_settings(
       config.get("eval"), num_samples=num_samples, num_real=num_real,
       batch_size=batch_size, inception_path=inception)
-  evaluator = evaluation.Evaluator(settings)  # Missing weights fail here.
+  evaluator = evaluator.Evaluator(settings)  # Missing weights fail here.
   generator = sampling.load_generator(workdir, step)
   cache_dir = cache_dir or config.data.get("cache_dir") or os.path.join(
       workdir, "data_cache")
@@ -192,16 +192,16 @@ def _evaluate_sets(real, fake, num_samples, num_real, batch_size, inception,
                    cache_dir, data_path, image_size,
                    npz_key) -> dict[str, Any]:
   # Everything of both sets unless a count is given.
-  settings = evaluation.read_settings(
+  settings = evaluator.read_settings(
       None, num_real=num_real or 0, batch_size=batch_size,
       inception_path=inception,
-      num_samples=num_samples or evaluation.DEFAULTS["num_samples"])
+      num_samples=num_samples or evaluator.DEFAULTS["num_samples"])
   real_data = set_data_config(real, "real", data_path, image_size, npz_key)
   fake_data = set_data_config(fake, "fake", data_path, image_size, npz_key)
   fake_data.max_examples = num_samples or 0
-  evaluator = evaluation.Evaluator(settings)  # Missing weights fail here.
+  evaluator = evaluator.Evaluator(settings)  # Missing weights fail here.
   reference = evaluator.reference(real_data, cache_dir or None)
-  fakes = input_pipeline.load_dataset(fake_data, seed=evaluation.REFERENCE_SEED)
+  fakes = input_pipeline.load_dataset(fake_data, seed=evaluator.REFERENCE_SEED)
   if not fakes.is_image:
     raise ArgumentError(f"--fake={fake} gives 2-D points, not images.")
   result = evaluator.evaluate_images(np.asarray(fakes.examples), reference)
@@ -212,7 +212,7 @@ def _evaluate_sets(real, fake, num_samples, num_real, batch_size, inception,
   return result
 
 
-def _metric_settings(settings: evaluation.Settings) -> dict[str, int]:
+def _metric_settings(settings: evaluator.Settings) -> dict[str, int]:
   return {"kid_subsets": settings.kid_subsets,
           "kid_subset_size": settings.kid_subset_size, "pr_k": settings.pr_k}
 

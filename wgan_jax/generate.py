@@ -53,10 +53,9 @@ from etils import epath
 from wgan_jax import checkpointing
 from wgan_jax import images
 from wgan_jax import input_pipeline
-from wgan_jax import metric_writer
 from wgan_jax import plots
+from wgan_jax import run_logs
 from wgan_jax import sampling
-from wgan_jax import train
 
 FLAGS = flags.FLAGS
 
@@ -234,7 +233,7 @@ def _interpolate(workdir: str, out: str, step: int | None, *, seed_a: int,
 
 def _saved_grids(workdir: str) -> list[tuple[int, str]]:
   """(step, path) of the run's fixed-noise sample grids, by step."""
-  directory = epath.Path(workdir) / train.SAMPLES_DIR
+  directory = epath.Path(workdir) / run_logs.SAMPLES_DIR
   found = []
   if directory.exists():
     for path in directory.iterdir():
@@ -261,7 +260,7 @@ def _gif(workdir: str, out: str, step: int | None, *,
   shapes = {f.shape for f in frames}
   if len(shapes) > 1:
     raise ArgumentError(
-        f"The grids in {workdir}/{train.SAMPLES_DIR} differ in size "
+        f"The grids in {workdir}/{run_logs.SAMPLES_DIR} differ in size "
         f"({sorted(shapes)}): config.num_samples changed on resume; move the "
         "older ones out of the folder to animate the rest.")
   images.save_gif(out, np.stack(frames), [f"step {s}" for s, _ in saved],
@@ -272,13 +271,13 @@ def _gif(workdir: str, out: str, step: int | None, *,
 def _losses(workdir: str, out: str, step: int | None) -> list[str]:
   del step  # rejected by run()
   _check_extension("losses", out, (".png",))
-  records = metric_writer.read_metrics(workdir)
+  records = run_logs.read_metrics(workdir)
   try:
     figure = plots.plot_losses(records, title=os.path.basename(
         os.path.normpath(workdir)))
   except ValueError as e:
     raise ArgumentError(
-        f"{workdir}/{metric_writer.METRICS_FILE}: {e}") from None
+        f"{workdir}/{run_logs.METRICS_FILE}: {e}") from None
   images.save_png(out, plots.to_image(figure))
   return [out]
 

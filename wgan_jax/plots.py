@@ -37,7 +37,7 @@ def to_image(figure: Figure) -> np.ndarray:
 
 
 def loss_curves(records: Sequence[dict[str, Any]]) -> dict[str, Curve]:
-  """The plotted curves of `metric_writer.read_metrics` records.
+  """The plotted curves of `run_logs.read_metrics` records.
 
   Returns:
     {name: (steps, values, std)} for every LOSS_KEYS name and `eval/*` name
@@ -85,7 +85,7 @@ def plot_runs(runs: dict[str, Sequence[dict[str, Any]]], title: str = "") -> Fig
   """The curves of several runs overlaid, one panel per curve, one line per run.
 
   Args:
-    runs: {run label: `metric_writer.read_metrics` records}.
+    runs: {run label: `run_logs.read_metrics` records}.
   """
   curves = {label: loss_curves(records) for label, records in runs.items()}
   names = list(dict.fromkeys(n for c in curves.values() for n in c))

@@ -3,7 +3,7 @@
 Workdir layout:
     WORKDIR/checkpoints/<step>/{state,meta}   Orbax checkpoints (checkpointing.py)
     WORKDIR/samples/step_<step>.png           fixed-noise sample grids
-    WORKDIR/metrics.jsonl                     logged scalars (metric_writer.py)
+    WORKDIR/metrics.jsonl                     logged scalars (run_logs.py)
     WORKDIR/tensorboard/                      TensorBoard event files
     WORKDIR/data_cache/                       decoded datasets (config.data.cache_dir)
                                               and FID reference features
@@ -29,16 +29,16 @@ from absl import logging
 from etils import epath
 
 from wgan_jax import checkpointing
-from wgan_jax import config_validation
-from wgan_jax import evaluation
+from wgan_jax import evaluator
 from wgan_jax import images
 from wgan_jax import input_pipeline
-from wgan_jax import metric_writer
 from wgan_jax import parallel
+from wgan_jax import run_logs
 from wgan_jax import sampling
 from wgan_jax import train_step
+from wgan_jax import validation
 
-SAMPLES_DIR = "samples"
+
 # Config fields a resumed run may change: they do not alter the mathematics.
 _RESUMABLE_CHANGES = ("num_train_steps", "log_every", "sample_every",
                       "checkpoint_every", "keep_checkpoints", "num_samples",
@@ -76,10 +76,6 @@ class _Preemption:
       signal.signal(signum, handler)
 
 
-def sample_path(workdir: str, step: int) -> str:
-  return os.path.join(workdir, SAMPLES_DIR, f"step_{step:08d}.png")
-
-
 def _flat(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
   out = {}
   for key, value in config.items():
@@ -101,7 +97,7 @@ def _check_resume_config(saved: ml_collections.ConfigDict,
       and not any(k == f or k.startswith(f + ".") for f in _RESUMABLE_CHANGES))
   if changed:
     details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-    raise config_validation.ConfigError(
+    raise validation.ConfigError(
         f"{workdir} holds a run trained with a different config ({details}). "
         "Resume with the same config, or start the new one in a new --workdir.")
 
@@ -117,7 +113,7 @@ def _mean_metrics(history: list[dict[str, jax.Array]], first_step: int) -> dict[
   return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
 
 
-def _write_samples(workdir: str, writer: metric_writer.MetricWriter,
+def _write_samples(workdir: str, writer: run_logs.MetricWriter,
                    gan: train_step.GAN, state: train_step.TrainState,
                    z: jax.Array, step: int) -> None:
   variables = {"params": state.generator_params}
@@ -127,7 +123,7 @@ def _write_samples(workdir: str, writer: metric_writer.MetricWriter,
   if len(gan.data_shape) != 3:
     return  # 2-D toy points: `generate landscape` draws them
   grid = images.make_grid(input_pipeline.to_uint8(out, gan.output_activation))
-  images.save_png(sample_path(workdir, step), grid)
+  images.save_png(run_logs.sample_path(workdir, step), grid)
   writer.write_image(step, "samples", grid)
 
 
@@ -172,7 +168,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   good checkpoint) if a loss becomes NaN or Inf, and SystemExit(128 + signal)
   after saving a checkpoint on SIGTERM/SIGINT.
   """
-  config_validation.validate(config)
+  validation.validate(config)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   cache_dir = config.data.cache_dir or os.path.join(workdir, "data_cache")
   dataset = input_pipeline.load_dataset(config.data, cache_dir=cache_dir,
@@ -207,9 +203,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if config.eval.eval_every:
     # Loads the Inception weights (a missing file fails here, before any
     # training) and the reference features (computed once, then cached).
-    evaluator = evaluation.TrainingEvaluator(config, workdir, start, mesh)
+    evaluator = evaluator.TrainingEvaluator(config, workdir, start, mesh)
 
-  writer = metric_writer.MetricWriter(workdir, enabled=parallel.is_primary())
+  writer = run_logs.MetricWriter(workdir, enabled=parallel.is_primary())
   z_fixed = sampling.fixed_noise(config.seed, config.num_samples,
                                  config.model.z_dim)
   history: list[dict[str, jax.Array]] = []
@@ -246,7 +242,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           means["critic_images_per_sec"] = (steps_per_sec * config.batch_size
                                             * config.n_critic)
           writer.write_scalars(done, means)
-          metric_writer.log_scalars(done, means)
+          run_logs.log_scalars(done, means)
           remaining = (config.num_train_steps - done) / max(steps_per_sec, 1e-9)
           logging.info("step %d/%d: %.3g steps/s, ETA %s", done,
                        config.num_train_steps, steps_per_sec,
@@ -270,7 +266,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
 @contextlib.contextmanager
 def _finally(checkpointer: checkpointing.Checkpointer,
-             writer: metric_writer.MetricWriter):
+             writer: run_logs.MetricWriter):
   """Finishes pending checkpoint writes and closes the logs, even on errors."""
   try:
     yield

@@ -5,7 +5,7 @@ network (inception.py): uint8 images, resized to 299x299 inside the network;
 grayscale images (Fashion-MNIST) go through as 3 identical channels, as Lucic
 et al. 2018 did, so their numbers are not comparable with RGB datasets'.
 
-    evaluator = evaluation.Evaluator(evaluation.read_settings(config.eval))
+    evaluator = evaluator.Evaluator(evaluator.read_settings(config.eval))
     reference = evaluator.reference(config.data, cache_dir)  # cached on disk
     result = evaluator.evaluate_generator(module, variables, "tanh", z_dim,
                                           seed=config.seed, step=step,
@@ -50,12 +50,12 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from wgan_jax import config_validation
 from wgan_jax import inception
 from wgan_jax import input_pipeline
-from wgan_jax import metric_writer
 from wgan_jax import metrics
 from wgan_jax import parallel
+from wgan_jax import run_logs
+from wgan_jax import validation
 
 # fold_in constant of the evaluation noise (train_step uses 0 for init and 1
 # for training, sampling 2 for the fixed sample grid).
@@ -115,7 +115,7 @@ def read_settings(eval_config: Mapping[str, Any] | None = None,
   """config.eval (missing fields: DEFAULTS), with non-None overrides applied.
 
   Raises:
-    config_validation.ConfigError: a field cannot work; names the fix.
+    validation.ConfigError: a field cannot work; names the fix.
   """
   eval_config = eval_config or {}
   values = {k: eval_config.get(k, d) for k, d in DEFAULTS.items()}
@@ -126,7 +126,7 @@ def read_settings(eval_config: Mapping[str, Any] | None = None,
   s = Settings(**values)
 
   def error(field, must):
-    return config_validation.ConfigError(
+    return validation.ConfigError(
         f"config.eval.{field} (--{field} on the command line) must be {must}, "
         f"got {getattr(s, field)!r}.")
 
@@ -464,7 +464,7 @@ class TrainingEvaluator:
     return every > 0 and (step % every == 0 or last)
 
   def __call__(self, step: int, gan: Any, state: Any,
-               writer: metric_writer.MetricWriter) -> dict[str, Any]:
+               writer: run_logs.MetricWriter) -> dict[str, Any]:
     """Evaluates the generator of train_step.TrainState `state` at `step`.
 
     Args:
@@ -485,7 +485,7 @@ class TrainingEvaluator:
         self._seed, step, self.reference)
     scalars = {f"eval/{name}": result[name] for name in METRIC_NAMES}
     writer.write_scalars(step, scalars)
-    metric_writer.log_scalars(step, scalars)
+    run_logs.log_scalars(step, scalars)
     logging.info(
         "Evaluated step %d: %d samples vs %d of %s (grayscale as 3 identical "
         "channels: %s) in %.1f s.", step, result["num_samples"],

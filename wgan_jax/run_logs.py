@@ -2,6 +2,7 @@
 
     WORKDIR/tensorboard/events.out.tfevents.*   scalars and sample images
     WORKDIR/metrics.jsonl                       {"step": s, "name": value, ...}
+    WORKDIR/samples/step_<step>.png             fixed-noise sample grids
 
 The JSON-lines file is what `python -m wgan_jax.generate losses` plots: it
 needs no TensorFlow to read. Only process 0 writes.
@@ -18,6 +19,12 @@ from etils import epath
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
+SAMPLES_DIR = "samples"
+
+
+def sample_path(workdir: str, step: int) -> str:
+  """WORKDIR/samples/step_<step>.png: the fixed-noise grid after `step` steps."""
+  return os.path.join(workdir, SAMPLES_DIR, f"step_{step:08d}.png")
 
 
 class MetricWriter:

@@ -1,19 +1,50 @@
-"""Refuses configs that are wrong in a known way, with one clear message each."""
+"""Every check of a config, in one place, with one clear message each.
+
+`validate(config)` is called before anything is built; `check_data(data)`
+checks a `config.data` on its own (the evaluation command builds one). The
+tables that define what exists (losses, architectures, data sources,
+optimizers) live with their code; the checks here read those tables.
+"""
 
 import ml_collections
 
+from wgan_jax import input_pipeline
 from wgan_jax import losses
 from wgan_jax import optimizers
 from wgan_jax import presets
-
-
-class ConfigError(ValueError):
-  """A config field has a value that cannot work; the message names the fix."""
+from wgan_jax.errors import ConfigError
 
 
 def _choice(value: object, allowed: tuple, field: str) -> None:
   if value not in allowed:
     raise ConfigError(f"config.{field}={value!r} is not one of {allowed}.")
+
+
+def check_data(data: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError for a `config.data` whose fields cannot work."""
+  source = data.source
+  if not isinstance(source, str) or not (
+      source in input_pipeline.SOURCES
+      or source.startswith("tfds:") and source != "tfds:"):
+    raise ConfigError(f"config.data.source={source!r} is not a known source; "
+                      f"use one of {', '.join(input_pipeline.SOURCES)}.")
+  _choice(data.resize, input_pipeline.RESIZE_MODES, "data.resize")
+  if data.channels not in (0, 1, 3):
+    raise ConfigError(f"config.data.channels={data.channels!r}; use 1 "
+                      "(grayscale), 3 (RGB) or 0 (the source's own).")
+  if not isinstance(data.image_size, int) or data.image_size < 0:
+    raise ConfigError(f"config.data.image_size={data.image_size!r}; use a "
+                      "positive size or 0 to keep the source size.")
+  if not isinstance(data.max_examples, int) or data.max_examples < 0:
+    raise ConfigError(f"config.data.max_examples={data.max_examples!r}; use "
+                      "a positive count or 0 for all.")
+  if source in input_pipeline.TOY_SOURCES:
+    if data.toy_num_examples <= 0:
+      raise ConfigError(f"config.data.toy_num_examples="
+                        f"{data.toy_num_examples}; use a positive count.")
+    if data.random_flip:
+      raise ConfigError(f"config.data.random_flip=True needs images, but "
+                        f"{source} gives 2-D points; set random_flip=False.")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

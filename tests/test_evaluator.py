@@ -23,14 +23,14 @@ import pytest
 from configs import default
 from configs import fashion_mnist_wgangp
 from wgan_jax import checkpointing
-from wgan_jax import config_validation
-from wgan_jax import evaluation
+from wgan_jax import evaluator
 from wgan_jax import inception
 from wgan_jax import input_pipeline
-from wgan_jax import metric_writer
 from wgan_jax import metrics
+from wgan_jax import run_logs
 from wgan_jax import sampling
 from wgan_jax import train
+from wgan_jax import validation
 
 WEIGHTS = "inception/fid_inception_2015-12-05_weights.npz"
 NUM = 8  # generated and real images per evaluation: one per fake device
@@ -67,18 +67,18 @@ def trained_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def evaluator(trained_run):
   """An Evaluator with the run's settings (tests restore what they change)."""
-  return evaluation.Evaluator(evaluation.read_settings(trained_run[1].eval))
+  return evaluator.Evaluator(evaluator.read_settings(trained_run[1].eval))
 
 
 @pytest.fixture(scope="session")
 def feature_fn():
-  """Inception features built directly, not through evaluation.py."""
+  """Inception features built directly, not through evaluator.py."""
   params = inception.load_params(conftest.require_data(WEIGHTS))
   return inception.make_feature_fn(params, batch_size=NUM)
 
 
 def eval_records(workdir):
-  return {r["step"]: r for r in metric_writer.read_metrics(workdir)
+  return {r["step"]: r for r in run_logs.read_metrics(workdir)
           if "eval/fid" in r}
 
 
@@ -87,10 +87,10 @@ def eval_records(workdir):
 
 def test_config_defaults_are_the_evaluation_defaults_and_eval_is_off():
   config = default.base_config()
-  assert config.eval.to_dict() == evaluation.DEFAULTS
+  assert config.eval.to_dict() == evaluator.DEFAULTS
   assert config.eval.eval_every == 0  # CPU training must not pay for FID.
-  settings = evaluation.read_settings(config.eval)
-  assert settings == evaluation.read_settings(None)  # Old runs: defaults.
+  settings = evaluator.read_settings(config.eval)
+  assert settings == evaluator.read_settings(None)  # Old runs: defaults.
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -102,16 +102,16 @@ def test_config_defaults_are_the_evaluation_defaults_and_eval_is_off():
     ("pr_k", 0, "pr_k"),
 ])
 def test_unusable_settings_are_refused(field, value, message):
-  with pytest.raises(config_validation.ConfigError, match=message):
-    evaluation.read_settings(None, **{field: value})
+  with pytest.raises(validation.ConfigError, match=message):
+    evaluator.read_settings(None, **{field: value})
 
 
 def test_eval_noise_depends_on_seed_and_step_and_nothing_else():
-  z = evaluation.eval_noise(0, 5, 6, 3)
+  z = evaluator.eval_noise(0, 5, 6, 3)
   assert z.shape == (6, 3) and z.dtype == np.float32
-  np.testing.assert_array_equal(z, evaluation.eval_noise(0, 5, 6, 3))
-  assert not np.allclose(z, evaluation.eval_noise(0, 6, 6, 3))
-  assert not np.allclose(z, evaluation.eval_noise(1, 5, 6, 3))
+  np.testing.assert_array_equal(z, evaluator.eval_noise(0, 5, 6, 3))
+  assert not np.allclose(z, evaluator.eval_noise(0, 6, 6, 3))
+  assert not np.allclose(z, evaluator.eval_noise(1, 5, 6, 3))
   # Not the training grid's fixed noise either.
   assert not np.allclose(z, sampling.fixed_noise(0, 6, 3))
 
@@ -121,7 +121,7 @@ def test_eval_noise_depends_on_seed_and_step_and_nothing_else():
 
 def _reference(real):
   mu, sigma = metrics.statistics(real)
-  return evaluation.Reference(features=real, mu=mu, sigma=sigma, name="r",
+  return evaluator.Reference(features=real, mu=mu, sigma=sigma, name="r",
                               grayscale=False, key={})
 
 
@@ -134,8 +134,8 @@ def test_compute_metrics_are_the_metrics_module_on_the_same_features(
   rng = np.random.default_rng(dim)
   real = rng.normal(size=(num_real, dim))
   fake = rng.normal(size=(num_fake, dim)) * 1.3 + 0.2
-  settings = evaluation.read_settings(None, kid_subsets=7, kid_subset_size=20)
-  got = evaluation.compute_metrics(fake, _reference(real), settings)
+  settings = evaluator.read_settings(None, kid_subsets=7, kid_subset_size=20)
+  got = evaluator.compute_metrics(fake, _reference(real), settings)
   np.testing.assert_allclose(got["fid"], metrics.fid(fake, real), rtol=1e-9)
   assert (got["kid"], got["kid_std"]) == metrics.kid(fake, real, 7, 20, seed=0)
   assert (got["precision"], got["recall"]) == metrics.precision_recall(
@@ -145,18 +145,18 @@ def test_compute_metrics_are_the_metrics_module_on_the_same_features(
 
 def test_compute_metrics_of_a_set_against_itself():
   real = np.random.default_rng(3).normal(size=(50, 8))
-  got = evaluation.compute_metrics(real, _reference(real),
-                                   evaluation.read_settings(None))
+  got = evaluator.compute_metrics(real, _reference(real),
+                                   evaluator.read_settings(None))
   assert abs(got["fid"]) < 1e-9
   assert got["precision"] == got["recall"] == 1.0
 
 
 def test_too_few_images_give_a_clear_error():
   real = np.zeros((10, 4))
-  with pytest.raises(evaluation.EvaluationError, match="at least 4 real and "
+  with pytest.raises(evaluator.EvaluationError, match="at least 4 real and "
                      "fake images.*10 real, 3 fake"):
-    evaluation.compute_metrics(np.zeros((3, 4)), _reference(real),
-                               evaluation.read_settings(None))
+    evaluator.compute_metrics(np.zeros((3, 4)), _reference(real),
+                               evaluator.read_settings(None))
 
 
 # -------------------------------------------------- generator and reference --
@@ -167,7 +167,7 @@ def test_generated_images_are_the_sampling_module_samples(trained_run,
   workdir, config = trained_run
   assert jax.device_count() == 8  # So batches really are sharded.
   generator = sampling.load_generator(workdir)
-  z = evaluation.eval_noise(config.seed, 4, 13, generator.z_dim)  # 8 + 5 pad
+  z = evaluator.eval_noise(config.seed, 4, 13, generator.z_dim)  # 8 + 5 pad
   got = evaluator.generate(generator.module, generator.variables,
                            generator.output_activation, z)
   want = sampling.sample(generator, z)
@@ -182,20 +182,20 @@ def test_training_hook_logs_eval_at_the_period_and_the_end(trained_run):
   evals = eval_records(workdir)
   assert sorted(evals) == [3, 4]
   for record in evals.values():
-    for name in evaluation.METRIC_NAMES:
+    for name in evaluator.METRIC_NAMES:
       assert np.isfinite(record[f"eval/{name}"]), name
     assert 0 <= record["eval/precision"] <= 1
-  best = evaluation.read_best(workdir)
+  best = evaluator.read_best(workdir)
   best_step = min(evals, key=lambda s: evals[s]["eval/fid"])
   assert best["step"] == best_step
-  for name in evaluation.METRIC_NAMES:
+  for name in evaluator.METRIC_NAMES:
     assert best[name] == evals[best_step][f"eval/{name}"]
   assert [e["step"] for e in best["evaluations"]] == [3, 4]
   assert best["grayscale_as_rgb"] is True
   assert best["settings"]["num_samples"] == best["settings"]["num_real"] == NUM
   # TensorBoard got them too (the event file holds the tag names).
-  events = os.listdir(os.path.join(workdir, metric_writer.TENSORBOARD_DIR))
-  data = b"".join(open(os.path.join(workdir, metric_writer.TENSORBOARD_DIR, f),
+  events = os.listdir(os.path.join(workdir, run_logs.TENSORBOARD_DIR))
+  data = b"".join(open(os.path.join(workdir, run_logs.TENSORBOARD_DIR, f),
                        "rb").read() for f in events)
   assert b"eval/fid" in data and b"eval/recall" in data
 
@@ -206,12 +206,12 @@ def test_logged_fid_is_metrics_fid_on_directly_computed_features(
   workdir, config = trained_run
   logged = eval_records(workdir)[4]
   generator = sampling.load_generator(workdir, 4)
-  z = evaluation.eval_noise(config.seed, 4, NUM, generator.z_dim)
+  z = evaluator.eval_noise(config.seed, 4, NUM, generator.z_dim)
   fake = feature_fn(sampling.sample(generator, z))
   # The reference: NUM training images, the subset of seed REFERENCE_SEED.
   data = ml_collections.ConfigDict(config.data.to_dict())
   data.max_examples = NUM
-  reals = input_pipeline.load_dataset(data, seed=evaluation.REFERENCE_SEED)
+  reals = input_pipeline.load_dataset(data, seed=evaluator.REFERENCE_SEED)
   real = feature_fn(reals.examples)
   np.testing.assert_allclose(logged["eval/fid"], metrics.fid(fake, real),
                              rtol=1e-5)
@@ -236,7 +236,7 @@ class _CountingFeatures:
 def test_reference_is_cached_and_keyed_by_data_count_and_weights(
     trained_run, evaluator, tmp_path, monkeypatch):
   _, config = trained_run
-  settings = evaluation.read_settings(config.eval, num_real=4)
+  settings = evaluator.read_settings(config.eval, num_real=4)
   monkeypatch.setattr(evaluator, "settings", settings)
   counting = _CountingFeatures(evaluator)
   monkeypatch.setattr(evaluator, "features", counting)
@@ -280,20 +280,20 @@ def test_reference_is_cached_and_keyed_by_data_count_and_weights(
 
 def test_resumed_run_keeps_best_json_consistent(trained_run, tmp_path):
   full_workdir, _ = trained_run
-  full = {e["step"]: e for e in evaluation.read_best(full_workdir)[
+  full = {e["step"]: e for e in evaluator.read_best(full_workdir)[
       "evaluations"]}
   workdir = str(tmp_path / "resumed")
   train.train_and_evaluate(eval_config(steps=2), workdir)  # Ends: eval at 2.
   # A stale record from a later, lost part of the run (e.g. killed after its
   # evaluation but before its checkpoint): better than anything real.
-  path = evaluation.best_path(workdir)
-  stale = evaluation.read_best(workdir)
+  path = evaluator.best_path(workdir)
+  stale = evaluator.read_best(workdir)
   stale["evaluations"].append(dict(stale["evaluations"][0], step=3, fid=0.0))
   with open(path, "w") as f:
     json.dump(stale, f)
 
   train.train_and_evaluate(eval_config(steps=4), workdir)
-  best = evaluation.read_best(workdir)
+  best = evaluator.read_best(workdir)
   steps = [e["step"] for e in best["evaluations"]]
   assert steps == [2, 3, 4]
   for e in best["evaluations"][1:]:
@@ -306,7 +306,7 @@ def test_resumed_run_keeps_best_json_consistent(trained_run, tmp_path):
   config = eval_config(steps=5)
   config.eval.num_samples = NUM // 2
   train.train_and_evaluate(config, workdir)
-  best = evaluation.read_best(workdir)
+  best = evaluator.read_best(workdir)
   assert [e["step"] for e in best["evaluations"]] == [2, 3, 4, 5]
   assert best["step"] == 5 and best["settings"]["num_samples"] == NUM // 2
   logged = eval_records(workdir)
@@ -319,11 +319,11 @@ def test_missing_weights_fail_before_training_only_when_eval_is_on(tmp_path):
   config.eval.inception_path = str(tmp_path / "missing.npz")
   config.eval.eval_every = 0
   train.train_and_evaluate(config, str(tmp_path))  # Off: weights not needed.
-  assert not os.path.exists(evaluation.best_path(str(tmp_path)))
+  assert not os.path.exists(evaluator.best_path(str(tmp_path)))
   config.eval.eval_every = 2
   config.num_train_steps = 4
   with pytest.raises(FileNotFoundError, match=r"FID Inception weights not "
                      r"found(.|\n)*missing\.npz \(the path given\)"):
     train.train_and_evaluate(config, str(tmp_path))
   assert checkpointing.steps(str(tmp_path)) == [2]  # Not a step trained.
-  assert max(r["step"] for r in metric_writer.read_metrics(str(tmp_path))) == 2
+  assert max(r["step"] for r in run_logs.read_metrics(str(tmp_path))) == 2
