@@ -26,7 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from configs import default  # noqa: E402  pylint: disable=g-import-not-at-top
-from wgan_jax import input_pipeline  # noqa: E402
+from wgan_jax import data as data_lib  # noqa: E402
 from wgan_jax import parallel  # noqa: E402
 from wgan_jax import presets  # noqa: E402
 from wgan_jax import train  # noqa: E402
@@ -67,14 +67,14 @@ def spec_config(arch: str, loss: str, batch: int, n_critic: int):
   return config
 
 
-def _real_data(name: str, shape, config) -> "input_pipeline.Dataset":
+def _real_data(name: str, shape, config) -> "data_lib.Dataset":
   data = config.data
   if name == "fashion_mnist":
     data.source, data.path = "fashion_mnist", default.fashion_mnist_path()
   else:
     data.source, data.path = "folder", default.data_file("anime_faces_64.zip")
     data.image_size, data.channels = 64, 3
-  dataset = input_pipeline.load_dataset(
+  dataset = data_lib.load_dataset(
       data, cache_dir=os.path.join(REPO, ".data_cache"), seed=config.seed)
   if tuple(dataset.example_shape) != shape:
     raise SystemExit(f"--data {name} has shape {dataset.example_shape}, "
@@ -112,9 +112,9 @@ def bench(args) -> dict:
     # SPEC section 1: n_critic fixed batches on the device, reused every step.
     step = train_step.make_train_step(gan, mesh)
     rng = np.random.default_rng(args.seed)
-    batches = jax.device_put(
+    batches = {"image": jax.device_put(
         rng.integers(0, 256, (args.n_critic, args.batch) + shape, dtype=np.uint8),
-        parallel.batch_sharded(mesh, 1))
+        parallel.batch_sharded(mesh, 1))}
     inputs = lambda i: (batches,)  # noqa: E731
   else:
     # The training input path (train.input_feed): the dataset resident on the
@@ -122,7 +122,7 @@ def bench(args) -> dict:
     # the step.
     data = _real_data(args.data, shape, config)
     step, feed = train.input_feed(config, data, gan, mesh)
-    inputs = lambda i: feed(input_pipeline.batch_indices(  # noqa: E731
+    inputs = lambda i: feed(data_lib.batch_indices(  # noqa: E731
         data.num_examples, args.seed, i, args.n_critic, args.batch))
     log(f"[data] {args.data}: {data.examples.shape} {data.examples.dtype} on device")
 

@@ -1,9 +1,11 @@
-"""Specification of wgan_jax.evaluation and of the training loop's eval hook.
+"""Specification of wgan_jax.evaluator and of the training loop's eval hook.
 
 Inception runs at a few images per second on this CPU, so every set here has
 4 to 13 images; the numbers are meaningless as quality measures but exact as
-plumbing checks: each is compared with the metrics module applied to
-features computed directly (inception.make_feature_fn on sampling.sample).
+plumbing checks: each is compared with values computed in this file from
+first principles (the `*_reference` functions below, which share no code
+with wgan_jax.metrics) on features computed directly
+(inception.make_feature_fn on sampling.sample).
 
 `trained_run` (shared with test_evaluate.py) trains 4 Fashion-MNIST smoke
 steps with eval_every=3: evaluations at step 3 (period) and 4 (end).
@@ -11,7 +13,9 @@ steps with eval_every=3: evaluations at step 3 (period) and 4 (end).
 
 import dataclasses
 import functools
+import itertools
 import json
+import math
 import os
 
 import conftest
@@ -23,14 +27,13 @@ import pytest
 from configs import default
 from configs import fashion_mnist_wgangp
 from wgan_jax import checkpointing
+from wgan_jax import data as data_lib
+from wgan_jax import errors
 from wgan_jax import evaluator
 from wgan_jax import inception
-from wgan_jax import input_pipeline
-from wgan_jax import metrics
 from wgan_jax import run_logs
 from wgan_jax import sampling
 from wgan_jax import train
-from wgan_jax import validation
 
 WEIGHTS = "inception/fid_inception_2015-12-05_weights.npz"
 NUM = 8  # generated and real images per evaluation: one per fake device
@@ -65,7 +68,7 @@ def trained_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def evaluator(trained_run):
+def the_evaluator(trained_run):
   """An Evaluator with the run's settings (tests restore what they change)."""
   return evaluator.Evaluator(evaluator.read_settings(trained_run[1].eval))
 
@@ -82,12 +85,67 @@ def eval_records(workdir):
           if "eval/fid" in r}
 
 
+# --------------------------------------- first-principles metric references --
+
+
+def fid_reference(a: np.ndarray, b: np.ndarray) -> float:
+  """||mu_a - mu_b||^2 + tr S_a + tr S_b - 2 sum_i sqrt(lambda_i).
+
+  lambda_i: eigenvalues of S_a^(1/2) S_b S_a^(1/2) (similar to S_a S_b). Both
+  covariances live in the span of the centred rows, so with fewer rows than
+  dims everything is computed in an orthonormal basis of that span (FID is
+  rotation invariant); the mean difference is taken in full.
+  """
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  ac, bc = a - a.mean(0), b - b.mean(0)
+  if len(a) + len(b) < a.shape[1]:
+    basis = np.linalg.qr(np.concatenate([ac, bc]).T)[0]  # [D, Na + Nb]
+    ac, bc = ac @ basis, bc @ basis
+  s_a = ac.T @ ac / (len(a) - 1)
+  s_b = bc.T @ bc / (len(b) - 1)
+  w, v = np.linalg.eigh(s_a)
+  root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+  lambdas = np.clip(np.linalg.eigvalsh(root_a @ s_b @ root_a), 0, None)
+  diff = a.mean(0) - b.mean(0)
+  return float(diff @ diff + np.trace(s_a) + np.trace(s_b) -
+               2 * np.sqrt(lambdas).sum())
+
+
+def kid_reference(a: np.ndarray, b: np.ndarray) -> float:
+  """Unbiased MMD^2 with k(x, y) = (x.y / D + 1)^3, as a double loop."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  k = lambda x, y: (float(np.dot(x, y)) / len(x) + 1.0) ** 3  # noqa: E731
+  na, nb = len(a), len(b)
+  kaa = sum(k(a[i], a[j]) for i, j in itertools.permutations(range(na), 2))
+  kbb = sum(k(b[i], b[j]) for i, j in itertools.permutations(range(nb), 2))
+  kab = sum(k(x, y) for x in a for y in b)
+  return kaa / (na * (na - 1)) + kbb / (nb * (nb - 1)) - 2 * kab / (na * nb)
+
+
+def precision_recall_reference(real: np.ndarray, fake: np.ndarray,
+                               k: int) -> tuple[float, float]:
+  """Kynkaanniemi et al. 2019 by brute force: k-th other neighbour radii."""
+  def dist(x, y):
+    return math.sqrt(sum((float(p) - float(q)) ** 2 for p, q in zip(x, y)))
+
+  def radii(points):
+    return [sorted(dist(p, q) for j, q in enumerate(points) if j != i)[k - 1]
+            for i, p in enumerate(points)]
+
+  def coverage(queries, centres):
+    r = radii(centres)
+    return sum(any(dist(q, c) <= rc for c, rc in zip(centres, r))
+               for q in queries) / len(queries)
+
+  return coverage(fake, real), coverage(real, fake)
+
+
 # ---------------------------------------------------------------- settings --
 
 
 def test_config_defaults_are_the_evaluation_defaults_and_eval_is_off():
   config = default.base_config()
-  assert config.eval.to_dict() == evaluator.DEFAULTS
+  assert evaluator.read_settings(None) == evaluator.Settings(**config.eval)
   assert config.eval.eval_every == 0  # CPU training must not pay for FID.
   settings = evaluator.read_settings(config.eval)
   assert settings == evaluator.read_settings(None)  # Old runs: defaults.
@@ -102,7 +160,7 @@ def test_config_defaults_are_the_evaluation_defaults_and_eval_is_off():
     ("pr_k", 0, "pr_k"),
 ])
 def test_unusable_settings_are_refused(field, value, message):
-  with pytest.raises(validation.ConfigError, match=message):
+  with pytest.raises(errors.ConfigError, match=message):
     evaluator.read_settings(None, **{field: value})
 
 
@@ -120,35 +178,60 @@ def test_eval_noise_depends_on_seed_and_step_and_nothing_else():
 
 
 def _reference(real):
-  mu, sigma = metrics.statistics(real)
-  return evaluator.Reference(features=real, mu=mu, sigma=sigma, name="r",
+  """A Reference whose statistics are np.mean / np.cov of `real`."""
+  return evaluator.Reference(features=real, mu=real.mean(0),
+                              sigma=np.cov(real, rowvar=False), name="r",
                               grayscale=False, key={})
 
 
-@pytest.mark.parametrize("dim,num_real,num_fake", [
-    (8, 60, 60),  # more rows than D: FID from the cached (mu, sigma)
-    (64, 30, 30),  # fewer rows than D: metrics.fid's centred-data path
+@pytest.mark.parametrize("dim,num", [
+    (8, 40),  # more rows than D: FID from the reference's (mu, sigma)
+    (64, 20),  # fewer rows than D: metrics.fid's centred-data path
 ])
-def test_compute_metrics_are_the_metrics_module_on_the_same_features(
-    dim, num_real, num_fake):
+def test_compute_metrics_match_first_principles_references(dim, num):
   rng = np.random.default_rng(dim)
-  real = rng.normal(size=(num_real, dim))
-  fake = rng.normal(size=(num_fake, dim)) * 1.3 + 0.2
-  settings = evaluator.read_settings(None, kid_subsets=7, kid_subset_size=20)
+  # Points near a 5-D subspace, so that the k-NN balls overlap partly.
+  mixing = rng.normal(size=(5, dim))
+  real = rng.normal(size=(num, 5)) @ mixing
+  fake = (rng.normal(size=(num, 5)) * 1.3 + 0.8) @ mixing
+  # Subsets of >= num rows hold every row: KID is the full-sample MMD^2.
+  settings = evaluator.read_settings(None, kid_subsets=3)
   got = evaluator.compute_metrics(fake, _reference(real), settings)
-  np.testing.assert_allclose(got["fid"], metrics.fid(fake, real), rtol=1e-9)
-  assert (got["kid"], got["kid_std"]) == metrics.kid(fake, real, 7, 20, seed=0)
-  assert (got["precision"], got["recall"]) == metrics.precision_recall(
-      real, fake, 3)
+  assert set(got) == set(evaluator.METRIC_NAMES)
+  # Rank-5 covariances: the reference's sqrt of null eigenvalues (rounding
+  # noise ~1e-15) adds ~1e-8 per null direction, hence 1e-6.
+  np.testing.assert_allclose(got["fid"], fid_reference(fake, real), rtol=1e-6)
+  np.testing.assert_allclose(got["kid"], kid_reference(fake, real), rtol=1e-9)
+  assert got["kid_std"] < 1e-12 * abs(got["kid"])
+  precision, recall = precision_recall_reference(real, fake, settings.pr_k)
+  assert 0 < precision < 1 and 0 < recall < 1  # Not a trivial case.
+  assert (got["precision"], got["recall"]) == (precision, recall)
   assert got["fid"] > 0.1 and got["kid"] > 0
 
 
-def test_compute_metrics_of_a_set_against_itself():
-  real = np.random.default_rng(3).normal(size=(50, 8))
-  got = evaluator.compute_metrics(real, _reference(real),
+def test_compute_metrics_fid_uses_the_reference_statistics():
+  # More rows than D: FID comes from reference.mu/sigma, not its features.
+  rng = np.random.default_rng(5)
+  real, fake = rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
+  shifted = evaluator.Reference(features=real, mu=fake.mean(0) + 2.0,
+                                sigma=np.cov(fake, rowvar=False), name="r",
+                                grayscale=False, key={})
+  got = evaluator.compute_metrics(fake, shifted, evaluator.read_settings(None))
+  np.testing.assert_allclose(got["fid"], 4 * 4.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("num,dim", [(50, 8), (10, 16)])
+def test_compute_metrics_fid_of_a_shifted_copy_is_the_squared_shift(num,
+                                                                     dim):
+  # Same covariance, means apart by `shift`: FID = ||shift||^2 exactly, on
+  # both FID paths (from statistics: 50 > 8 rows; from the data: 10 < 16).
+  rng = np.random.default_rng(num)
+  real = rng.normal(size=(num, dim)) @ rng.normal(size=(dim, dim))
+  shift = rng.normal(size=dim)
+  got = evaluator.compute_metrics(real + shift, _reference(real),
                                    evaluator.read_settings(None))
-  assert abs(got["fid"]) < 1e-9
-  assert got["precision"] == got["recall"] == 1.0
+  scale = np.trace(np.cov(real, rowvar=False))
+  assert abs(got["fid"] - shift @ shift) < 1e-9 * (scale + shift @ shift)
 
 
 def test_too_few_images_give_a_clear_error():
@@ -163,13 +246,13 @@ def test_too_few_images_give_a_clear_error():
 
 
 def test_generated_images_are_the_sampling_module_samples(trained_run,
-                                                         evaluator):
+                                                         the_evaluator):
   workdir, config = trained_run
   assert jax.device_count() == 8  # So batches really are sharded.
   generator = sampling.load_generator(workdir)
   z = evaluator.eval_noise(config.seed, 4, 13, generator.z_dim)  # 8 + 5 pad
-  got = evaluator.generate(generator.module, generator.variables,
-                           generator.output_activation, z)
+  got = the_evaluator.generate(generator.module, generator.variables,
+                               generator.output_activation, z)
   want = sampling.sample(generator, z)
   assert got.dtype == np.uint8 and got.shape == want.shape == (13, 28, 28, 1)
   # Sharded vs unsharded float sums may round a pixel the other way.
@@ -200,7 +283,7 @@ def test_training_hook_logs_eval_at_the_period_and_the_end(trained_run):
   assert b"eval/fid" in data and b"eval/recall" in data
 
 
-def test_logged_fid_is_metrics_fid_on_directly_computed_features(
+def test_logged_metrics_are_first_principles_values_of_direct_features(
     trained_run, feature_fn):
   """The plumbing (sampling, quantization, sharding, cache) adds nothing."""
   workdir, config = trained_run
@@ -211,22 +294,23 @@ def test_logged_fid_is_metrics_fid_on_directly_computed_features(
   # The reference: NUM training images, the subset of seed REFERENCE_SEED.
   data = ml_collections.ConfigDict(config.data.to_dict())
   data.max_examples = NUM
-  reals = input_pipeline.load_dataset(data, seed=evaluator.REFERENCE_SEED)
+  reals = data_lib.load_dataset(data, seed=evaluator.REFERENCE_SEED)
   real = feature_fn(reals.examples)
-  np.testing.assert_allclose(logged["eval/fid"], metrics.fid(fake, real),
+  np.testing.assert_allclose(logged["eval/fid"], fid_reference(fake, real),
                              rtol=1e-5)
-  kid = metrics.kid(fake, real, config.eval.kid_subsets,
-                    config.eval.kid_subset_size, seed=0)
-  np.testing.assert_allclose(logged["eval/kid"], kid[0], rtol=1e-4)
-  precision, recall = metrics.precision_recall(real, fake, 3)
+  # KID subsets of >= NUM rows hold all rows: the full-sample MMD^2.
+  assert config.eval.kid_subset_size >= NUM
+  np.testing.assert_allclose(logged["eval/kid"], kid_reference(fake, real),
+                             rtol=1e-4)
+  precision, recall = precision_recall_reference(real, fake, 3)
   assert (logged["eval/precision"], logged["eval/recall"]) == (precision,
                                                                recall)
 
 
 class _CountingFeatures:
 
-  def __init__(self, evaluator):
-    self.features, self.calls = evaluator.features, 0
+  def __init__(self, ev):
+    self.features, self.calls = ev.features, 0
 
   def __call__(self, images):
     self.calls += 1
@@ -234,44 +318,50 @@ class _CountingFeatures:
 
 
 def test_reference_is_cached_and_keyed_by_data_count_and_weights(
-    trained_run, evaluator, tmp_path, monkeypatch):
+    trained_run, the_evaluator, tmp_path, monkeypatch):
+  ev = the_evaluator
   _, config = trained_run
   settings = evaluator.read_settings(config.eval, num_real=4)
-  monkeypatch.setattr(evaluator, "settings", settings)
-  counting = _CountingFeatures(evaluator)
-  monkeypatch.setattr(evaluator, "features", counting)
-  digest = evaluator.weights_digest
+  monkeypatch.setattr(ev, "settings", settings)
+  counting = _CountingFeatures(ev)
+  monkeypatch.setattr(ev, "features", counting)
+  digest = ev.weights_digest
   cache = str(tmp_path / "cache")
 
-  first = evaluator.reference(config.data, cache)
-  again = evaluator.reference(config.data, cache)
+  first = ev.reference(config.data, cache)
+  again = ev.reference(config.data, cache)
   assert counting.calls == 1
   np.testing.assert_array_equal(again.features, first.features)
   np.testing.assert_array_equal(again.sigma, first.sigma)
   assert again.key == first.key and again.name == "fashion_mnist:train"
   assert first.grayscale and first.features.shape == (4, inception.FEATURE_DIM)
+  # The statistics are the features' mean and unbiased covariance.
+  np.testing.assert_allclose(first.mu, first.features.astype(np.float64)
+                             .mean(0), rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(again.sigma, np.cov(first.features.astype(
+      np.float64), rowvar=False), rtol=1e-10, atol=1e-12)
   names = sorted(os.listdir(cache))
   assert [n.split("_")[0] for n in names if n.endswith(".npz")] == [
       "features", "fid"]
 
   # Another split, another count, other weights: each a new entry.
-  test_split = evaluator.reference(config.data, cache, split="test")
+  test_split = ev.reference(config.data, cache, split="test")
   assert counting.calls == 2
   assert not np.allclose(test_split.features, first.features)
-  monkeypatch.setattr(evaluator, "settings",
+  monkeypatch.setattr(ev, "settings",
                       dataclasses.replace(settings, num_real=5))
-  assert len(evaluator.reference(config.data, cache).features) == 5
+  assert len(ev.reference(config.data, cache).features) == 5
   assert counting.calls == 3
-  monkeypatch.setattr(evaluator, "settings", settings)
-  monkeypatch.setattr(evaluator, "weights_digest", "0" * 64)
-  evaluator.reference(config.data, cache)
+  monkeypatch.setattr(ev, "settings", settings)
+  monkeypatch.setattr(ev, "weights_digest", "0" * 64)
+  ev.reference(config.data, cache)
   assert counting.calls == 4
   # The first entry is still there and still used.
-  monkeypatch.setattr(evaluator, "weights_digest", digest)
-  evaluator.reference(config.data, cache)
+  monkeypatch.setattr(ev, "weights_digest", digest)
+  ev.reference(config.data, cache)
   assert counting.calls == 4
   # No cache folder: computed every time.
-  evaluator.reference(config.data, None)
+  ev.reference(config.data, None)
   assert counting.calls == 5
 
 
@@ -322,8 +412,9 @@ def test_missing_weights_fail_before_training_only_when_eval_is_on(tmp_path):
   assert not os.path.exists(evaluator.best_path(str(tmp_path)))
   config.eval.eval_every = 2
   config.num_train_steps = 4
-  with pytest.raises(FileNotFoundError, match=r"FID Inception weights not "
-                     r"found(.|\n)*missing\.npz \(the path given\)"):
+  with pytest.raises(errors.MissingFileError, match=r"FID Inception weights "
+                     r"not found; looked for .*missing\.npz \(the path "
+                     r"given\)"):
     train.train_and_evaluate(config, str(tmp_path))
   assert checkpointing.steps(str(tmp_path)) == [2]  # Not a step trained.
   assert max(r["step"] for r in run_logs.read_metrics(str(tmp_path))) == 2

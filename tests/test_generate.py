@@ -18,9 +18,9 @@ from absl import flags
 from configs import fashion_mnist_wgangp
 from configs import toy_wgangp
 from wgan_jax import checkpointing
+from wgan_jax import data as data_lib
 from wgan_jax import generate
 from wgan_jax import images
-from wgan_jax import input_pipeline
 from wgan_jax import plots
 from wgan_jax import run_logs
 from wgan_jax import sampling
@@ -227,7 +227,7 @@ def test_real_shows_training_images_and_the_dataset_mean(fashion, tmp_path):
   grid = images.read_png(out)
   # 3 real images in 2 rows of 2, then the mean on a row of its own.
   assert grid.shape[0] == _grid_shape(3, 2)[0] and grid.shape[2] == 1
-  examples = input_pipeline.load_dataset(config.data, seed=config.seed).examples
+  examples = data_lib.load_dataset(config.data, seed=config.seed).examples
   reals = [_cell(grid, i // 2, i % 2, 3, 2) for i in range(3)]
   for real in reals:
     assert np.any(np.all(examples == real, axis=(1, 2, 3)))
@@ -242,7 +242,7 @@ def _critic_on_points(workdir, config, step, points):
   gan = train_step.create_gan(config, (2,))
   abstract = jax.eval_shape(lambda: train_step.create_train_state(gan))
   state, _ = checkpointing.Checkpointer(workdir).restore(abstract, step)
-  return np.asarray(gan.critic.apply({"params": state.critic_params}, points))
+  return np.asarray(gan.critic.apply(state.critic.variables, points))
 
 
 def test_landscape_values_are_the_critic_of_that_step_on_the_grid(toy):
@@ -351,13 +351,14 @@ def test_main_parses_dims_and_runs_the_mode(fashion, tmp_path, parse_flags,
 
 
 def test_main_reports_errors_as_one_line_without_traceback(
-    fashion, tmp_path, parse_flags):
+    fashion, tmp_path, parse_flags, capsys):
   workdir, _ = fashion
   argv = parse_flags(f"--workdir={workdir}", f"--out={tmp_path}/x.png",
                      "--dims=a,b", "sweep")
   with pytest.raises(SystemExit) as exit_:
     generate.main(argv)
-  message = exit_.value.code
+  assert exit_.value.code == 1
+  message = capsys.readouterr().err.rstrip("\n")
   assert message.startswith("generate sweep: error: --dims=a,b: ")
   assert "two integers" in message and "\n" not in message
   with pytest.raises(app.UsageError, match="exactly one MODE"):

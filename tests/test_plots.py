@@ -107,3 +107,167 @@ def test_plot_runs_overlays_one_line_per_run_on_shared_panels():
   lines = {line.get_label(): line.get_ydata().tolist() for line in panels[0].get_lines()}
   assert lines == {"float32": [1.0, 0.5], "bfloat16": [1.1, 0.6]}
   assert [line.get_label() for line in panels[1].get_lines()] == ["float32"]
+
+
+# ------------------------------------------------------ what the pixels show --
+# These render the figure and look at its pixels, so they check what a reader
+# sees (where a line is, how many panels there are), independently of which
+# matplotlib calls drew it. Positions come from matplotlib's own transforms.
+
+C0 = np.array([31, 119, 180])  # matplotlib's first line colour
+C1 = np.array([255, 127, 14])  # and its second
+ORANGE, GREEN = C1, np.array([44, 160, 44])  # tab:orange, tab:green
+
+
+def _render(figure):
+  """uint8 pixels as int [H, W, 3]; drawing also fixes the axes' extents."""
+  return plots.to_image(figure).astype(int)
+
+
+def _near(pixels, colour, tol=40):
+  return np.abs(pixels - colour).sum(-1) < tol
+
+
+def _pixel(figure, ax, x, y):
+  """(row, column) in the rendered image of data point (x, y) of `ax`."""
+  px, py = ax.transData.transform((x, y))
+  height = figure.get_size_inches()[1] * figure.dpi
+  return int(round(height - py)), int(round(px))
+
+
+def _box(figure, ax):
+  """Rows and columns (top, bottom, left, right) of `ax`'s frame."""
+  box = ax.get_window_extent()
+  height = figure.get_size_inches()[1] * figure.dpi
+  return (int(height - box.y1), int(height - box.y0), int(box.x0),
+          int(box.x1))
+
+
+def _num_panel_frames(pixels):
+  """Rectangles of dark (spine) pixels over 50 px in both directions.
+
+  A panel's four spines touch, so each frame is one connected component;
+  text and tick labels are small components of their own.
+  """
+  import scipy.ndimage  # pylint: disable=g-import-not-at-top
+  labels, _ = scipy.ndimage.label((pixels < 128).all(-1))
+  return sum(1 for rows, cols in scipy.ndimage.find_objects(labels)
+             if rows.stop - rows.start > 50 and cols.stop - cols.start > 50)
+
+
+def test_a_constant_curve_is_a_horizontal_line_across_the_panel_middle():
+  records = [{"step": s, "critic/loss": 2.0} for s in range(100)]
+  figure = plots.plot_losses(records)
+  pixels = _render(figure)
+  top, bottom, left, right = _box(figure, figure.axes[0])
+  rows, cols = np.nonzero(_near(pixels, C0))
+  assert len(rows) > 100  # The line is drawn.
+  # Autoscaling centres a constant; a 1-point line covers at most 2 rows.
+  assert rows.max() - rows.min() <= 1
+  assert abs(rows.mean() - (top + bottom) / 2) <= 1.5
+  # From the first step to the last: most of the panel's width.
+  assert cols.max() - cols.min() > 0.85 * (right - left)
+  assert left < cols.min() and cols.max() < right
+
+
+def test_a_rising_curve_rises_in_the_picture():
+  records = [{"step": s, "generator/loss": float(s)} for s in range(100)]
+  figure = plots.plot_losses(records)
+  pixels = _render(figure)
+  ax = figure.axes[0]
+  mask = _near(pixels, C0)
+  for step in (10, 50, 90):
+    row, col = _pixel(figure, ax, step, float(step))
+    assert mask[row - 2:row + 3, col].any(), step
+  # Nothing of the line at the mirrored height (a flipped or wrong axis).
+  row, col = _pixel(figure, ax, 10, 90.0)
+  assert not mask[row - 3:row + 4, col - 3:col + 4].any()
+
+
+def test_nan_values_leave_a_gap_in_the_line():
+  # A logged non-finite value (JSON null) is NaN: not drawn, and not joined
+  # across (dropping it would draw a line through step 5; zeros a dip).
+  rows = [{"step": s, "critic/loss": 1.0} for s in range(10)]
+  rows[5]["critic/loss"] = None
+  figure = plots.plot_losses(rows)
+  pixels = _render(figure)
+  ax = figure.axes[0]
+  mask = _near(pixels, C0)
+  top, bottom, _, _ = _box(figure, ax)
+  row5, col5 = _pixel(figure, ax, 5, 1.0)
+  _, col4 = _pixel(figure, ax, 4, 1.0)
+  _, col6 = _pixel(figure, ax, 6, 1.0)
+  gap = slice(col4 + (col5 - col4) // 2, col5 + (col6 - col5) // 2 + 1)
+  assert not mask[top:bottom, gap].any()  # Nowhere in the panel's height.
+  row2, col2 = _pixel(figure, ax, 2.5, 1.0)
+  assert mask[row2 - 1:row2 + 2, col2].any()  # The line elsewhere.
+  assert row2 == row5
+
+
+@pytest.mark.parametrize("keys,panels", [
+    (("critic/loss",), 1),
+    (("critic/loss", "generator/loss", "steps_per_sec"), 2),
+    (plots.LOSS_KEYS + ("eval/fid", "eval/kid", "eval/kid_std"), 6),
+    (("generator/loss", "eval/fid", "eval/kid", "eval/kid_std"), 3),
+])
+def test_the_picture_has_one_panel_frame_per_curve(keys, panels):
+  records = [{"step": s, **{k: float(s % 3 + i) for i, k in enumerate(keys)}}
+             for s in range(20)]
+  assert _num_panel_frames(_render(plots.plot_losses(records))) == panels
+
+
+def test_a_std_is_a_band_of_plus_minus_one_std_around_its_curve():
+  records = [{"step": s, "eval/kid": 0.5, "eval/kid_std": 0.1}
+             for s in range(0, 100, 10)]
+  records[0]["eval/kid"] = 0.0  # Two values, so the y axis has a scale.
+  records[1]["eval/kid"] = 1.0
+  figure = plots.plot_losses(records)
+  pixels = _render(figure)
+  ax = figure.axes[0]
+  band = _near(pixels, 0.3 * C0 + 0.7 * 255, tol=30)  # alpha 0.3 on white
+  row_mid, col = _pixel(figure, ax, 50, 0.5)
+  row_hi, _ = _pixel(figure, ax, 50, 0.6)
+  row_lo, _ = _pixel(figure, ax, 50, 0.4)
+  column = np.nonzero(band[:, col])[0]
+  assert abs(column.min() - row_hi) <= 1 and abs(column.max() - row_lo) <= 1
+  assert not band[row_mid - 2 * (row_mid - row_hi), col]  # Not 2 std.
+
+
+def test_overlaid_runs_draw_each_run_at_its_own_height():
+  runs = {"a": [{"step": s, "critic/loss": 1.0} for s in range(60)],
+          "b": [{"step": s, "critic/loss": 2.0} for s in range(60)]}
+  figure = plots.plot_runs(runs)
+  pixels = _render(figure)
+  ax = figure.axes[0]
+  for colour, value in ((C0, 1.0), (C1, 2.0)):
+    counts = _near(pixels, colour).sum(1)  # The long line, not the legend.
+    row, _ = _pixel(figure, ax, 30, value)
+    assert abs(int(np.argmax(counts)) - row) <= 1, value
+  assert _num_panel_frames(pixels) == 1
+
+
+def test_landscape_is_darker_where_the_critic_is_higher_and_points_show():
+  axis = np.linspace(-1.0, 1.0, 32, dtype=np.float32)
+  # Rises with y only: rows (not columns) of the image must change.
+  land = plots.Landscape(xs=axis, ys=axis.copy(),
+                         values=np.repeat(axis[:, None], 32, axis=1))
+  reals = np.array([[0.5, -0.5]])
+  fakes = [np.array([[-0.5, 0.5]])]
+  modes = np.array([[5.0, 5.0]])  # Outside the square: not drawn.
+  figure = plots.plot_landscapes([land], fakes, reals, modes, ["t"])
+  pixels = _render(figure)
+  ax = figure.axes[0]
+  top, bottom, left, right = _box(figure, ax)
+  brightness = pixels.sum(-1)
+  # A strip of the left half, clear of the points and of the legend.
+  strip = brightness[top + 5:bottom - 5, left + 5:left + (right - left) // 5]
+  row_means = strip.mean(1)
+  assert row_means[0] < row_means[-1] - 200  # Top (high y) darker.
+  assert np.all(np.diff(row_means) >= -1)  # Monotone in between.
+  assert strip.std(1).max() < 10  # Constant along each row.
+  for colour, (x, y), other in ((ORANGE, reals[0], fakes[0][0]),
+                                (GREEN, fakes[0][0], reals[0])):
+    row, col = _pixel(figure, ax, x, y)
+    assert _near(pixels, colour)[row - 3:row + 4, col - 3:col + 4].any()
+    row, col = _pixel(figure, ax, *other)
+    assert not _near(pixels, colour)[row - 3:row + 4, col - 3:col + 4].any()

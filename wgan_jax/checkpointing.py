@@ -2,14 +2,23 @@
 
 Layout (one folder per saved generator step, written atomically by Orbax):
 
-    WORKDIR/checkpoints/<step>/state/   the TrainState pytree (both networks'
-                                        params and batch stats, both optimizer
-                                        states, step)
-    WORKDIR/checkpoints/<step>/meta/    JSON: the config, the per-example data
-                                        shape, the dataset's class names
+    WORKDIR/checkpoints/<step>/state/   the TrainState pytree: step, and per
+                                        network (generator, critic) its params,
+                                        batch stats and optimizer state
+    WORKDIR/checkpoints/<step>/meta/    JSON: format_version, the config, the
+                                        per-example data shape, the dataset's
+                                        class names and facts
 
 Saves are asynchronous (training continues while the arrays are written) and
 every process of a multi-host run takes part, as Orbax requires.
+
+Format versions (meta["format_version"]; absent means 1):
+  1  flat fields step, generator_params, generator_batch_stats,
+     generator_opt_state, critic_params, critic_batch_stats, critic_opt_state
+     (runs saved before 2026-12).
+  2  step, generator: {params, batch_stats, opt_state}, critic: {...}.
+Version-1 checkpoints are read through `_LEGACY_FIELDS` and come back in the
+current layout, so old runs resume, sample and evaluate unchanged.
 """
 
 from typing import Any
@@ -20,8 +29,36 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from wgan_jax import presets
+from wgan_jax.errors import MissingFileError
 
 CHECKPOINT_DIR = "checkpoints"
+FORMAT_VERSION = 2
+# Version 1's flat field name of each (network, field) of version 2.
+_LEGACY_FIELDS = {(net, field): f"{net}_{field}"
+                  for net in ("generator", "critic")
+                  for field in ("params", "batch_stats", "opt_state")}
+
+
+def format_version(meta: dict[str, Any]) -> int:
+  """The checkpoint layout version recorded in `meta` (1 if none)."""
+  return int(meta.get("format_version", 1))
+
+
+def _to_legacy(tree: Any) -> dict[str, Any]:
+  """A version-2 state (or abstract state) as version 1's flat dict."""
+  flat = {"step": tree.step}
+  for (net, field), name in _LEGACY_FIELDS.items():
+    flat[name] = getattr(getattr(tree, net), field)
+  return flat
+
+
+def _from_legacy(flat: dict[str, Any], like: Any) -> Any:
+  """Version 1's flat dict as a state of the type of `like` (version 2)."""
+  nets = {net: getattr(like, net).replace(**{
+      field: flat[_LEGACY_FIELDS[(net, field)]]
+      for field in ("params", "batch_stats", "opt_state")})
+          for net in ("generator", "critic")}
+  return like.replace(step=flat["step"], **nets)
 
 
 def checkpoint_dir(workdir: str) -> epath.Path:
@@ -46,26 +83,36 @@ class Checkpointer:
     return sorted(self._manager.all_steps())
 
   def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
-    """Starts writing `state` and `meta` as checkpoint `step` (returns before it is done)."""
+    """Starts writing `state` and `meta` as checkpoint `step` (returns before it is done).
+
+    meta gets format_version = FORMAT_VERSION.
+    """
+    meta = dict(meta, format_version=FORMAT_VERSION)
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)),
                        force=True)
 
   def restore(self, abstract_state: Any,
               step: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """(state, meta) of checkpoint `step` (default: latest).
+    """(state, meta) of checkpoint `step` (default: latest), in the current layout.
 
     Args:
-      abstract_state: a pytree of jax.ShapeDtypeStruct (with shardings) like
-        the saved state; arrays are restored onto those shardings.
+      abstract_state: a TrainState of jax.ShapeDtypeStruct (with shardings)
+        like the saved state; arrays are restored onto those shardings.
     """
     step = self.latest_step() if step is None else step
+    meta = self._manager.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore())).meta
+    legacy = format_version(meta) == 1
+    target = _to_legacy(abstract_state) if legacy else abstract_state
     restored = self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.PyTreeRestore(
-            abstract_state,
-            restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_state)),
-        meta=ocp.args.JsonRestore()))
-    return restored.state, restored.meta
+            target,
+            restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
+    state = restored.state
+    if legacy:
+      state = _from_legacy(state, abstract_state)
+    return state, meta
 
   def wait(self) -> None:
     """Blocks until every started save is on disk."""
@@ -88,13 +135,13 @@ def resolve_step(workdir: str, step: int | None) -> int:
   """`step`, or the latest; a clear error naming what exists otherwise."""
   saved = steps(workdir)
   if not saved:
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"No checkpoint in {checkpoint_dir(workdir)}: train first with "
         f"`python -m wgan_jax.main --config=... --workdir={workdir}`.")
   if step is None:
     return saved[-1]
   if step not in saved:
-    raise FileNotFoundError(f"No checkpoint for step {step} in "
+    raise MissingFileError(f"No checkpoint for step {step} in "
                             f"{checkpoint_dir(workdir)}; saved steps: {saved}.")
   return step
 
@@ -108,40 +155,63 @@ def read_meta(workdir: str, step: int | None = None) -> dict[str, Any]:
         meta=ocp.args.JsonRestore())).meta
 
 
-def restore_subtree(workdir: str, abstract_subtree: dict[str, Any],
+def restore_network(workdir: str, network: str, abstract: dict[str, Any],
                     step: int | None = None) -> dict[str, Any]:
-  """Restores only some fields of a saved TrainState, e.g. the generator's.
+  """Restores one network's params and batch stats of a saved TrainState.
 
   Args:
-    abstract_subtree: {field name: abstract pytree}, e.g.
-      {'generator_params': ..., 'generator_batch_stats': ...}.
+    network: 'generator' or 'critic'.
+    abstract: {'params': abstract pytree, 'batch_stats': abstract pytree}.
+
+  Returns:
+    {'params': ..., 'batch_stats': ...}; leaves the checkpoint lacks stay
+    jax.ShapeDtypeStruct (the caller reports them).
   """
   step = resolve_step(workdir, step)
+  legacy = format_version(read_meta(workdir, step)) == 1
+  if legacy:
+    target = {_LEGACY_FIELDS[(network, k)]: v for k, v in abstract.items()}
+  else:
+    target = {network: dict(abstract)}
   with ocp.CheckpointManager(checkpoint_dir(workdir),
                              item_names=("state", "meta")) as manager:
-    return manager.restore(step, args=ocp.args.Composite(
+    restored = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.PyTreeRestore(
-            abstract_subtree,
-            restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_subtree),
+            target,
+            restore_args=ocp.checkpoint_utils.construct_restore_args(target),
             partial_restore=True))).state
+  if legacy:
+    return {k: restored[_LEGACY_FIELDS[(network, k)]] for k in abstract}
+  return dict(restored[network])
 
 
 def config_from_meta(meta: dict[str, Any]) -> ml_collections.ConfigDict:
   """The run's config as saved (JSON lists become tuples again).
 
-  Model fields added to the presets after the run was saved take their
-  preset defaults, so older checkpoints still load.
+  Fields added to configs/default.py (or to the presets) after the run was
+  saved take their defaults, and fields since removed are dropped, so older
+  checkpoints still load.
   """
+  from wgan_jax import validation  # pylint: disable=g-import-not-at-top
+
   def tuples(x):
     if isinstance(x, dict):
       return {k: tuples(v) for k, v in x.items()}
     if isinstance(x, list):
       return tuple(tuples(v) for v in x)
     return x
-  config = ml_collections.ConfigDict(tuples(meta["config"]))
-  saved_model = config.model.to_dict()
-  model = presets.model_config(saved_model.get("name", "dcgan"))
-  model.update(saved_model)
-  config.model = model
-  return config
 
+  def overlay(target: ml_collections.ConfigDict, saved: dict[str, Any]):
+    for key, value in saved.items():
+      if key not in target:
+        continue
+      if isinstance(target[key], ml_collections.ConfigDict):
+        overlay(target[key], value)
+      else:
+        target[key] = value
+
+  saved = tuples(meta["config"])
+  config = validation.default_config()
+  config.model = presets.model_config(saved.get("model", {}).get("name", "dcgan"))
+  overlay(config, saved)
+  return config

@@ -23,8 +23,10 @@ features are cached.
 Prints one JSON line: fid, kid, kid_std, precision, recall, num_samples,
 num_real, step (null for --real/--fake), dataset, grayscale_as_rgb (true: 1-
 channel images went through Inception as 3 identical channels), seconds
-(wall time, all included), then details. Bad input exits with status 1 and
-one error message.
+(wall time, all included), then details. Bad input (a `errors.UserError`:
+bad flag, missing path or weights, empty folder, no checkpoint) exits with
+status 1 and one error line naming it, without a traceback; set
+WGAN_JAX_TRACEBACK=1 to get the exception instead.
 
 Python: run(workdir=..., ...) or run(real=..., fake=...) returns the dict.
 """
@@ -42,8 +44,9 @@ import numpy as np
 from absl import logging
 
 from wgan_jax import checkpointing
+from wgan_jax import data as data_lib
+from wgan_jax import errors
 from wgan_jax import evaluator
-from wgan_jax import input_pipeline
 from wgan_jax import sampling
 from wgan_jax import validation
 
@@ -54,19 +57,17 @@ _NPZ_DEFAULT_KEY = "images"
 _ARRAY_SOURCES = ("fashion_mnist", "mnist")
 
 
-class ArgumentError(ValueError):
+PROG = "evaluate"
+
+
+class ArgumentError(errors.UserError, ValueError):
   """A bad flag or argument; the message names it and the fix."""
-
-
-_REPORTED_ERRORS = (ArgumentError, FileNotFoundError, input_pipeline.DataError,
-                    validation.ConfigError, evaluator.EvaluationError,
-                    sampling.IncompatibleCheckpointError)
 
 
 def set_data_config(spec: str, flag: str, data_path: str = "",
                     image_size: int = 0,
                     npz_key: str = "") -> ml_collections.ConfigDict:
-  """The config.data that input_pipeline.load_dataset needs for a SET.
+  """The config.data that data_lib.load_dataset needs for a SET.
 
   Args:
     spec: a folder, .zip or .npz path, or SOURCE:SPLIT (see the module doc).
@@ -75,14 +76,15 @@ def set_data_config(spec: str, flag: str, data_path: str = "",
     image_size: resize every image to this square size; 0 keeps the sizes.
     npz_key: the .npz array; '' = 'images', else the file's only array.
   """
-  data = ml_collections.ConfigDict({
-      "source": "", "path": "", "split": "train", "image_size": image_size,
-      "channels": 0, "resize": "resize", "npz_images_key": "",
-      "npz_labels_key": ""})
+  data = validation.default_config().data
+  data.image_size = image_size
+  data.npz_images_key = data.npz_labels_key = ""
   path = os.path.expanduser(spec)
   if os.path.isdir(path) or path.lower().endswith(".zip"):
     data.source, data.path = "folder", path
   elif path.lower().endswith(".npz"):
+    if not os.path.exists(path):
+      raise ArgumentError(f"--{flag}={spec}: no such file or folder.")
     data.source, data.path = "npz", path
     data.npz_images_key = npz_key or _npz_images_key(path, flag)
   elif spec.startswith("tfds:") and spec.count(":") == 2:
@@ -137,9 +139,9 @@ def run(workdir: str | None = None, step: int | None = None,
     The JSON line's dict (FIELDS first).
 
   Raises:
-    ArgumentError, FileNotFoundError, input_pipeline.DataError,
-    validation.ConfigError, evaluator.EvaluationError,
-    sampling.IncompatibleCheckpointError: with a message naming the fix.
+    errors.UserError: the input cannot work (ArgumentError, errors.ConfigError,
+      errors.DataError, errors.MissingFileError, evaluator.EvaluationError,
+      ...), with a one-line message naming the thing and the fix.
   """
   t0 = time.perf_counter()
   if (workdir is None) == (real is None and fake is None):
@@ -171,19 +173,19 @@ def _evaluate_run(workdir, step, num_samples, num_real, batch_size,
     raise ArgumentError(f"{workdir} is a run on 2-D points "
                         f"({config.data.source}); FID/KID need images.")
   settings = evaluator.read_settings(
-      config.get("eval"), num_samples=num_samples, num_real=num_real,
+      config.eval, num_samples=num_samples, num_real=num_real,
       batch_size=batch_size, inception_path=inception)
-  evaluator = evaluator.Evaluator(settings)  # Missing weights fail here.
+  ev = evaluator.Evaluator(settings)  # Missing weights fail here.
   generator = sampling.load_generator(workdir, step)
-  cache_dir = cache_dir or config.data.get("cache_dir") or os.path.join(
+  cache_dir = cache_dir or config.data.cache_dir or os.path.join(
       workdir, "data_cache")
-  reference = evaluator.reference(config.data, cache_dir)
-  result = evaluator.evaluate_generator(
+  reference = ev.reference(config.data, cache_dir)
+  result = ev.evaluate_generator(
       generator.module, generator.variables, generator.output_activation,
       generator.z_dim, config.seed, step, reference)
   result.update(workdir=os.path.abspath(workdir),
                 seconds_reference=reference.seconds,
-                weights_sha256=evaluator.weights_digest,
+                weights_sha256=ev.weights_digest,
                 **_metric_settings(settings))
   return result
 
@@ -195,19 +197,19 @@ def _evaluate_sets(real, fake, num_samples, num_real, batch_size, inception,
   settings = evaluator.read_settings(
       None, num_real=num_real or 0, batch_size=batch_size,
       inception_path=inception,
-      num_samples=num_samples or evaluator.DEFAULTS["num_samples"])
+      num_samples=num_samples or validation.default_config().eval.num_samples)
   real_data = set_data_config(real, "real", data_path, image_size, npz_key)
   fake_data = set_data_config(fake, "fake", data_path, image_size, npz_key)
   fake_data.max_examples = num_samples or 0
-  evaluator = evaluator.Evaluator(settings)  # Missing weights fail here.
-  reference = evaluator.reference(real_data, cache_dir or None)
-  fakes = input_pipeline.load_dataset(fake_data, seed=evaluator.REFERENCE_SEED)
+  ev = evaluator.Evaluator(settings)  # Missing weights fail here.
+  reference = ev.reference(real_data, cache_dir or None)
+  fakes = data_lib.load_dataset(fake_data, seed=evaluator.REFERENCE_SEED)
   if not fakes.is_image:
     raise ArgumentError(f"--fake={fake} gives 2-D points, not images.")
-  result = evaluator.evaluate_images(np.asarray(fakes.examples), reference)
+  result = ev.evaluate_images(np.asarray(fakes.examples), reference)
   result.update(step=None, real=real, fake=fake,
                 seconds_reference=reference.seconds,
-                weights_sha256=evaluator.weights_digest,
+                weights_sha256=ev.weights_digest,
                 **_metric_settings(settings))
   return result
 
@@ -217,10 +219,17 @@ def _metric_settings(settings: evaluator.Settings) -> dict[str, int]:
           "kid_subset_size": settings.kid_subset_size, "pr_k": settings.pr_k}
 
 
+class _Parser(argparse.ArgumentParser):
+  """Flag errors (an unknown flag, --step=x) are user errors: one line, 1."""
+
+  def error(self, message: str):
+    raise ArgumentError(f"{message} (see --help).")
+
+
 def _parser() -> argparse.ArgumentParser:
   # argparse, not absl flags: absl's FLAGS are global, and --workdir/--step
   # are already defined by wgan_jax.generate in the same process (tests).
-  parser = argparse.ArgumentParser(
+  parser = _Parser(
       prog="python -m wgan_jax.evaluate",
       description="FID, KID and precision/recall (FID Inception features); "
                   "prints one JSON line.")
@@ -251,16 +260,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
   """Parses argv (without the program name), prints the JSON line.
 
-  Returns 0, or 1 after printing one error line to stderr.
+  Returns 0, or 1 after printing one error line to stderr for a
+  `errors.UserError` (re-raised instead when WGAN_JAX_TRACEBACK=1). Other
+  exceptions are bugs and keep their traceback.
   """
-  args = _parser().parse_args(argv)
   logging.set_verbosity(logging.WARNING)  # Orbax logs every restore at INFO.
   try:
-    result = run(**vars(args))
-  except _REPORTED_ERRORS as e:
-    # One message naming the problem and the fix, not a traceback.
-    print(f"evaluate: error: {e}", file=sys.stderr)
-    return 1
+    result = run(**vars(_parser().parse_args(argv)))
+  except errors.UserError as e:
+    if errors.show_traceback():
+      raise
+    # One line naming the problem and the fix, not a traceback.
+    message = " ".join(str(e).split("\n"))
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return errors.EXIT_STATUS
   print(json.dumps(result))
   return 0
 

@@ -50,12 +50,14 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
+from wgan_jax import data as data_lib
+from wgan_jax import errors
 from wgan_jax import inception
-from wgan_jax import input_pipeline
 from wgan_jax import metrics
 from wgan_jax import parallel
 from wgan_jax import run_logs
 from wgan_jax import validation
+from wgan_jax.data import transforms
 
 # fold_in constant of the evaluation noise (train_step uses 0 for init and 1
 # for training, sampling 2 for the fixed sample grid).
@@ -77,23 +79,8 @@ _DATA_FIELDS = ("source", "path", "split", "image_size", "channels", "resize",
                 "npz_images_key")
 
 
-class EvaluationError(ValueError):
+class EvaluationError(errors.UserError, ValueError):
   """Unusable evaluation input (e.g. too few images); the message says why."""
-
-
-# config.eval defaults, for runs saved before a field existed (configs/
-# default.py sets the same values; a test checks that they agree).
-DEFAULTS = {
-    "eval_every": 0,
-    "num_samples": 10_000,
-    "num_real": 10_000,
-    "reference_split": "",
-    "batch_size": 64,
-    "inception_path": "",
-    "kid_subsets": 100,
-    "kid_subset_size": 1000,
-    "pr_k": 3,
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,21 +99,21 @@ class Settings:
 
 def read_settings(eval_config: Mapping[str, Any] | None = None,
                   **overrides: Any) -> Settings:
-  """config.eval (missing fields: DEFAULTS), with non-None overrides applied.
+  """config.eval (None: configs/default.py's), with non-None overrides applied.
 
   Raises:
-    validation.ConfigError: a field cannot work; names the fix.
+    errors.ConfigError: a field cannot work; names the fix.
   """
-  eval_config = eval_config or {}
-  values = {k: eval_config.get(k, d) for k, d in DEFAULTS.items()}
+  defaults = validation.default_config().eval.to_dict()
+  values = dict(eval_config if eval_config is not None else defaults)
   values.update({k: v for k, v in overrides.items() if v is not None})
-  unknown = sorted(set(values) - set(DEFAULTS))
+  unknown = sorted(set(values) - set(defaults))
   if unknown:
     raise TypeError(f"unknown evaluation settings {unknown}")
   s = Settings(**values)
 
   def error(field, must):
-    return validation.ConfigError(
+    return errors.ConfigError(
         f"config.eval.{field} (--{field} on the command line) must be {must}, "
         f"got {getattr(s, field)!r}.")
 
@@ -242,7 +229,7 @@ def _generate_uint8(module: nn.Module, output_activation: str,
                     variables: dict[str, Any], z: jax.Array) -> jax.Array:
   # Quantized on device: 4x less to copy back, and exactly as a saved PNG.
   out = module.apply(variables, z, train=False)
-  return input_pipeline.to_uint8(out, output_activation)
+  return transforms.to_uint8(out, output_activation)
 
 
 class Evaluator:
@@ -252,7 +239,9 @@ class Evaluator:
     """Loads the Inception weights (settings.inception_path or the default).
 
     Raises:
-      FileNotFoundError: no weights file; the message says how to get one.
+      errors.MissingFileError: no weights file; the message says how to get
+        one.
+      errors.DataError: the file holds other weights.
     """
     self.settings = settings
     self.mesh = parallel.make_mesh() if mesh is None else mesh
@@ -273,24 +262,24 @@ class Evaluator:
     """Features of `settings.num_real` images of `data` (0: all), cached.
 
     Args:
-      data: a config.data ConfigDict (input_pipeline.load_dataset fields).
+      data: a config.data ConfigDict (data_lib.load_dataset fields).
       cache_dir: where decoded images, features and statistics are cached;
         None: nothing is cached.
       split: the split to use; None: settings.reference_split, or if that is
         empty data.split (the training data).
 
     Raises:
-      input_pipeline.DataError: the data cannot be loaded.
+      errors.DataError: the data cannot be loaded, or are 2-D points.
     """
     t0 = time.perf_counter()
     data = ml_collections.ConfigDict(dict(data))
     data.split = split or self.settings.reference_split or data.get(
         "split", "train")
     data.max_examples = self.settings.num_real
-    dataset = input_pipeline.load_dataset(data, cache_dir=cache_dir,
+    dataset = data_lib.load_dataset(data, cache_dir=cache_dir,
                                           seed=REFERENCE_SEED)
     if not dataset.is_image:
-      raise input_pipeline.DataError(
+      raise errors.DataError(
           f"{data.source} gives 2-D points, not images: FID/KID need images "
           "(set config.eval.eval_every=0 for toy runs)")
     images = np.ascontiguousarray(dataset.examples)
@@ -422,8 +411,8 @@ class TrainingEvaluator:
   """The training loop's evaluation hook (config.eval.eval_every > 0).
 
   Construction loads the Inception weights (a missing file raises
-  FileNotFoundError before any training) and the reference (computed once,
-  then read from the cache). Each call evaluates the current generator,
+  errors.MissingFileError before any training) and the reference (computed
+  once, then read from the cache). Each call evaluates the current generator,
   logs eval/* and updates WORKDIR/eval/best.json. Every process computes;
   only process 0 writes.
   """
@@ -431,7 +420,7 @@ class TrainingEvaluator:
   def __init__(self, config: ml_collections.ConfigDict, workdir: str,
                start_step: int, mesh: Mesh | None = None):
     """Prepares the evaluation of a run (re)starting at step `start_step`."""
-    self.settings = read_settings(config.get("eval"))
+    self.settings = read_settings(config.eval)
     self._workdir = workdir
     self._seed = config.seed
     self._evaluator = Evaluator(self.settings, mesh)
@@ -477,11 +466,9 @@ class TrainingEvaluator:
     Returns:
       Evaluator.evaluate_generator's result.
     """
-    variables = {"params": state.generator_params}
-    if state.generator_batch_stats:
-      variables["batch_stats"] = state.generator_batch_stats
     result = self._evaluator.evaluate_generator(
-        gan.generator, variables, gan.output_activation, gan.z_dim,
+        gan.generator, state.generator.variables, gan.output_activation,
+        gan.z_dim,
         self._seed, step, self.reference)
     scalars = {f"eval/{name}": result[name] for name in METRIC_NAMES}
     writer.write_scalars(step, scalars)

@@ -51,8 +51,9 @@ from absl import logging
 from etils import epath
 
 from wgan_jax import checkpointing
+from wgan_jax import data as data_lib
+from wgan_jax import errors
 from wgan_jax import images
-from wgan_jax import input_pipeline
 from wgan_jax import plots
 from wgan_jax import run_logs
 from wgan_jax import sampling
@@ -95,7 +96,7 @@ INTERPOLATION_PAIRS = 4  # default --rows of interpolate
 GRID_FILE = "grid.png"  # in the --individual folder
 
 
-class ArgumentError(ValueError):
+class ArgumentError(errors.UserError, ValueError):
   """A bad flag or argument; the message names it and the fix."""
 
 
@@ -138,7 +139,7 @@ def _grid(workdir: str, out: str, step: int | None, *, num: int, seed: int,
   _check_positive("num", num)
   _check_positive("columns", columns)
   if individual and (os.path.splitext(out)[1].lower()
-                     in input_pipeline.IMAGE_EXTENSIONS):
+                     in data_lib.IMAGE_EXTENSIONS):
     raise ArgumentError(f"--out={out}: with --individual, --out is a folder "
                         f"(it receives {GRID_FILE} and one PNG per sample); "
                         "give a folder path, not an image file.")
@@ -290,11 +291,11 @@ def _run_config(workdir: str, step: int | None
 
 
 def _load_data(workdir: str, config: ml_collections.ConfigDict
-               ) -> input_pipeline.Dataset:
+               ) -> data_lib.Dataset:
   """The run's dataset, loaded as training did (so its cache is reused)."""
   # The cache folder rule of train.train_and_evaluate.
   cache_dir = config.data.cache_dir or os.path.join(workdir, "data_cache")
-  return input_pipeline.load_dataset(config.data, cache_dir=cache_dir,
+  return data_lib.load_dataset(config.data, cache_dir=cache_dir,
                                      seed=config.seed)
 
 
@@ -335,12 +336,12 @@ def _landscape(workdir: str, out: str, step: int | None, *, all_steps: bool,
   if data_shape != (2,):
     raise ArgumentError(
         f"landscape draws a critic over the plane, for runs on 2-D toy data "
-        f"({', '.join(input_pipeline.TOY_SOURCES)}); {workdir} is an image "
+        f"({', '.join(data_lib.TOY_SOURCES)}); {workdir} is an image "
         f"run ({config.data.source}): use grid, sweep or interpolate.")
   dataset = _load_data(workdir, config)
   steps = (checkpointing.steps(workdir) if all_steps else
            [checkpointing.resolve_step(workdir, step)])
-  modes = input_pipeline.toy_modes(config.data.source)
+  modes = data_lib.toy_modes(config.data.source)
   half_width = plots.landscape_half_width(modes)
   reals = dataset.examples[:config.num_samples]
   # The fixed noise of the run: the points training would have drawn.
@@ -390,9 +391,9 @@ def run(mode: str, workdir: str, out: str, step: int | None = None,
       ones left out take the flags' defaults.
 
   Raises:
-    ArgumentError, FileNotFoundError, input_pipeline.DataError,
-      sampling.IncompatibleCheckpointError: with a message that names the
-      bad argument and the fix.
+    errors.UserError (ArgumentError, errors.MissingFileError,
+      errors.DataError, sampling.IncompatibleCheckpointError): with a
+      message that names the bad argument and the fix.
   """
   if mode not in _MODES:
     raise ArgumentError(f"Unknown mode {mode!r}; use one of: "
@@ -413,10 +414,6 @@ def run(mode: str, workdir: str, out: str, step: int | None = None,
   return function(workdir, out, step, **options)
 
 
-_REPORTED_ERRORS = (ArgumentError, FileNotFoundError, input_pipeline.DataError,
-                    sampling.IncompatibleCheckpointError)
-
-
 def main(argv: Sequence[str]) -> None:
   if len(argv) != 2:
     raise app.UsageError(f"Give exactly one MODE ({', '.join(MODES)}); got "
@@ -425,7 +422,8 @@ def main(argv: Sequence[str]) -> None:
   options = {name: FLAGS[name].value
              for _, names, _ in _MODES.values() for name in names
              if FLAGS[name].present}
-  try:
+  # A user error is one line naming the problem and the fix, not a traceback.
+  with errors.exit_on_user_error(f"generate {argv[1]}"):
     if "dims" in options:
       try:
         options["dims"] = [int(d) for d in options["dims"]]
@@ -433,9 +431,6 @@ def main(argv: Sequence[str]) -> None:
         raise ArgumentError(f"--dims={','.join(options['dims'])}: give two "
                             "integers, e.g. --dims=0,99.") from None
     written = run(argv[1], FLAGS.workdir, FLAGS.out, FLAGS.step, **options)
-  except _REPORTED_ERRORS as e:
-    # One line naming the problem and the fix, not a traceback.
-    raise SystemExit(f"generate {argv[1]}: error: {e}") from None
   more = f" and {len(written) - 1} more files" if len(written) > 1 else ""
   print(f"Wrote {written[0]}{more}")
 

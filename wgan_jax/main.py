@@ -14,6 +14,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from wgan_jax import errors
 from wgan_jax import train
 
 FLAGS = flags.FLAGS
@@ -43,7 +44,9 @@ def main(argv):
     jax.distributed.initialize()
   logging.info("JAX devices: %s (process %d of %d)", jax.devices(),
                jax.process_index(), jax.process_count())
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  # A user error (bad config, missing data, refused resume) is one line.
+  with errors.exit_on_user_error("wgan_jax.main", logging.get_verbosity()):
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
 def _is_multiprocess_environment() -> bool:

@@ -1,9 +1,15 @@
 """Generators and critics: DCGAN family, the ResNets of Gulrajani et al., MLPs.
 
-All modules are Flax linen and pure: `module.apply(variables, x)`. Images are
-NHWC float32. Generators map z [B, z_dim] to images [B, H, W, C] (or points
-[B, 2] for the MLP); critics map images to one unbounded score per sample,
-shape [B].
+All modules are Flax linen and pure: `module.apply(variables, x, labels)`.
+Images are NHWC float32. Generators map z [B, z_dim] to images [B, H, W, C]
+(or points [B, 2] for the MLP); critics map images to one unbounded score per
+sample, shape [B]. `labels` (int32 [B]) is for class-conditional models
+(config.model.num_classes > 0); the architectures here are unconditional
+(num_classes = 0) and take labels=None.
+
+`ARCHS` maps config.model.arch to an `Arch`: how to build the two networks,
+which data shapes it supports, and how to shrink it for a smoke run. Adding
+an architecture is one entry and one test.
 
 Convolutions use torch's padding (`Conv2d(k, s, p=(k-1)//2)`, and the
 transposed form with the output padding that doubles the size), so layer
@@ -12,6 +18,7 @@ shapes and parameter counts match the PyTorch reference of
 whose derivatives of every order stay fast on XLA:CPU.
 """
 
+import dataclasses
 import math
 from typing import Any, Callable, Sequence
 
@@ -109,6 +116,12 @@ class ConvTranspose(nn.Module):
     return y
 
 
+def _unconditional(labels: Array | None) -> None:
+  if labels is not None:
+    raise ValueError("This network is unconditional (config.model.num_classes "
+                     "= 0): call it with labels=None.")
+
+
 def _batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
   return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
                       epsilon=_BN_EPSILON, name=name)
@@ -119,15 +132,13 @@ def _batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
 # ----------------------------------------------------------------------------
 
 
-def dcgan_base_size(image_size: int) -> int:
-  """4 or 7: the spatial size a DCGAN generator starts from."""
+def dcgan_base_size(image_size: int) -> int | None:
+  """4 or 7: the spatial size a DCGAN generator starts from; None if neither."""
   for base in (4, 7):
     ratio = image_size / base
     if ratio >= 1 and ratio == 2 ** round(math.log2(ratio)):
       return base
-  raise ValueError(
-      f"image size {image_size} is not 4*2^n or 7*2^n (e.g. 28, 32, 64, 128): "
-      "set config.data.image_size to such a size.")
+  return None
 
 
 def dcgan_layout(model: ml_collections.ConfigDict, image_size: int) -> dict[str, Any]:
@@ -147,12 +158,6 @@ def dcgan_layout(model: ml_collections.ConfigDict, image_size: int) -> dict[str,
       critic_features=tuple(model.critic_features) or widths[::-1],
       critic_strides=tuple(model.critic_strides) or (2,) * n_up,
   )
-  if len(layout["generator_features"]) != len(layout["generator_strides"]):
-    raise ValueError("config.model.generator_features and generator_strides "
-                     "must have the same length.")
-  if len(layout["critic_features"]) != len(layout["critic_strides"]):
-    raise ValueError("config.model.critic_features and critic_strides must "
-                     "have the same length.")
   return layout
 
 
@@ -177,7 +182,9 @@ class DCGANGenerator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, z: Array, train: bool = True) -> Array:
+  def __call__(self, z: Array, labels: Array | None = None,
+               train: bool = True) -> Array:
+    _unconditional(labels)
     height, width, channels = self.output_shape
     upsampling = math.prod(self.strides) * self.output_stride
     base = height // upsampling
@@ -223,7 +230,9 @@ class DCGANCritic(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: Array, train: bool = True) -> Array:
+  def __call__(self, x: Array, labels: Array | None = None,
+               train: bool = True) -> Array:
+    _unconditional(labels)
     kernel_init, bias_init = _initializers(self.init_scheme)
     for i, (feat, stride) in enumerate(zip(self.features, self.strides)):
       norm = self.norm if i > 0 else "none"
@@ -323,7 +332,9 @@ class ResNetGenerator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, z: Array, train: bool = True) -> Array:
+  def __call__(self, z: Array, labels: Array | None = None,
+               train: bool = True) -> Array:
+    _unconditional(labels)
     height, _, channels = self.output_shape
     n_up = round(math.log2(height / 4))
     if 4 * 2 ** n_up != height:
@@ -358,7 +369,9 @@ class ResNetCritic(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: Array, train: bool = True) -> Array:
+  def __call__(self, x: Array, labels: Array | None = None,
+               train: bool = True) -> Array:
+    _unconditional(labels)
     height = x.shape[1]
     w = self.width
     if height == 32:
@@ -395,7 +408,9 @@ class MLPGenerator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, z: Array, train: bool = True) -> Array:
+  def __call__(self, z: Array, labels: Array | None = None,
+               train: bool = True) -> Array:
+    _unconditional(labels)
     del train  # no batch statistics
     x = z
     for _ in range(self.layers):
@@ -412,7 +427,9 @@ class MLPCritic(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: Array, train: bool = True) -> Array:
+  def __call__(self, x: Array, labels: Array | None = None,
+               train: bool = True) -> Array:
+    _unconditional(labels)
     del train
     x = x.reshape(x.shape[0], -1)
     for _ in range(self.layers):
@@ -425,53 +442,158 @@ class MLPCritic(nn.Module):
 # ----------------------------------------------------------------------------
 
 
+def _build_mlp(model: ml_collections.ConfigDict, data_shape: Shape,
+               dtype: Any) -> tuple[nn.Module, nn.Module]:
+  return (MLPGenerator(tuple(data_shape), model.width, model.mlp_layers,
+                       model.output_activation, dtype),
+          MLPCritic(model.width, model.mlp_layers, dtype))
+
+
+def _build_resnet(model: ml_collections.ConfigDict, data_shape: Shape,
+                  dtype: Any) -> tuple[nn.Module, nn.Module]:
+  return (ResNetGenerator(tuple(data_shape), model.width,
+                          model.output_activation, dtype),
+          ResNetCritic(model.width, model.critic_norm, dtype))
+
+
+def _build_dcgan(model: ml_collections.ConfigDict, data_shape: Shape,
+                 dtype: Any) -> tuple[nn.Module, nn.Module]:
+  layout = dcgan_layout(model, data_shape[0])
+  generator = DCGANGenerator(
+      output_shape=tuple(data_shape),
+      base_features=layout["generator_base_features"],
+      features=layout["generator_features"],
+      strides=layout["generator_strides"],
+      output_stride=layout["generator_output_stride"],
+      kernel_size=model.kernel_size, norm=model.generator_norm,
+      activation=model.generator_activation,
+      leaky_relu_slope=model.leaky_relu_slope,
+      output_activation=model.output_activation, init_scheme=model.init,
+      dtype=dtype)
+  critic = DCGANCritic(
+      features=layout["critic_features"], strides=layout["critic_strides"],
+      kernel_size=model.kernel_size, norm=model.critic_norm,
+      leaky_relu_slope=model.leaky_relu_slope, init_scheme=model.init,
+      dtype=dtype)
+  return generator, critic
+
+
+def _square_image_problem(data_shape: Shape) -> str | None:
+  if len(data_shape) != 3 or data_shape[0] != data_shape[1]:
+    return f"needs square images (H, H, C); the data has shape {tuple(data_shape)}"
+  return None
+
+
+def _dcgan_problem(model: ml_collections.ConfigDict,
+                   data_shape: Shape) -> str | None:
+  problem = _square_image_problem(data_shape)
+  if problem:
+    return problem
+  size = data_shape[0]
+  if dcgan_base_size(size) is None:
+    return (f"needs an image size 4*2^n or 7*2^n (e.g. 28, 32, 64, 128), got "
+            f"{size}: set config.data.image_size to such a size")
+  layout = dcgan_layout(model, size)
+  for net in ("generator", "critic"):
+    if len(layout[f"{net}_features"]) != len(layout[f"{net}_strides"]):
+      return (f"config.model.{net}_features and {net}_strides must have the "
+              "same length")
+  upsampling = math.prod(layout["generator_strides"]) * layout[
+      "generator_output_stride"]
+  if size % upsampling or size // upsampling < 1:
+    return (f"generator strides {layout['generator_strides']} and output "
+            f"stride {layout['generator_output_stride']} cannot produce "
+            f"{size}x{size} images")
+  return None
+
+
+def _resnet_problem(model: ml_collections.ConfigDict,
+                    data_shape: Shape) -> str | None:
+  del model
+  problem = _square_image_problem(data_shape)
+  if problem:
+    return problem
+  n = round(math.log2(data_shape[0] / 4))
+  if data_shape[0] < 4 or 4 * 2 ** n != data_shape[0]:
+    return f"needs an image size 4*2^n (32, 64, ...), got {data_shape[0]}"
+  return None
+
+
+def _points_problem(model: ml_collections.ConfigDict,
+                    data_shape: Shape) -> str | None:
+  del model
+  if len(data_shape) != 1:
+    return (f"is for 2-D points (toy sources), the data has shape "
+            f"{tuple(data_shape)}: use the 'dcgan' or 'resnet' presets")
+  return None
+
+
+def _smoke_width(model: ml_collections.ConfigDict) -> None:
+  model.width = min(model.width, 8)
+
+
+def _smoke_dcgan(model: ml_collections.ConfigDict) -> None:
+  """Width <= 8 and explicit layouts at 1/16 of their channels (>= 4)."""
+  _smoke_width(model)
+  shrink = lambda widths: tuple(max(4, w // 16) for w in widths)  # noqa: E731
+  if model.generator_base_features:
+    model.generator_base_features = shrink([model.generator_base_features])[0]
+  model.generator_features = shrink(model.generator_features)
+  model.critic_features = shrink(model.critic_features)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+  """One architecture family (config.model.arch).
+
+  Attributes:
+    build: (config.model, per-example data shape, compute dtype) ->
+      (generator, critic).
+    problem: (config.model, data shape) -> why the pair cannot model data of
+      that shape, or None; validation turns it into the user's error.
+    smoke: shrinks a config.model in place to a network of seconds on a CPU.
+    images: True for image data [H, W, C], False for points [D].
+  """
+  build: Callable[[ml_collections.ConfigDict, Shape, Any],
+                  tuple[nn.Module, nn.Module]]
+  problem: Callable[[ml_collections.ConfigDict, Shape], str | None]
+  smoke: Callable[[ml_collections.ConfigDict], None]
+  images: bool = True
+
+
+ARCHS: dict[str, Arch] = {
+    "dcgan": Arch(_build_dcgan, _dcgan_problem, _smoke_dcgan),
+    "resnet": Arch(_build_resnet, _resnet_problem, _smoke_width),
+    "mlp": Arch(_build_mlp, _points_problem, _smoke_width, images=False),
+}
+
+
 def create_models(model: ml_collections.ConfigDict,
                   data_shape: Shape) -> tuple[nn.Module, nn.Module]:
   """(generator, critic) for `config.model` and per-example data shape.
 
   Args:
-    model: a `presets.model_config(...)` ConfigDict.
+    model: a `presets.model_config(...)` ConfigDict (validated).
     data_shape: (H, W, C) for images, (D,) for toy points.
+
+  Raises:
+    ValueError: the architecture cannot model data of this shape
+      (validation.check_data_shape reports the same as a ConfigError).
   """
-  dtype = jnp.dtype(model.dtype)
-  if model.arch == "mlp":
-    return (MLPGenerator(tuple(data_shape), model.width, model.mlp_layers,
-                         model.output_activation, dtype),
-            MLPCritic(model.width, model.mlp_layers, dtype))
-  if len(data_shape) != 3 or data_shape[0] != data_shape[1]:
-    raise ValueError(f"arch {model.arch!r} needs square images (H, H, C); the "
-                     f"data has shape {tuple(data_shape)}.")
-  if model.arch == "resnet":
-    return (ResNetGenerator(tuple(data_shape), model.width,
-                            model.output_activation, dtype),
-            ResNetCritic(model.width, model.critic_norm, dtype))
-  if model.arch == "dcgan":
-    layout = dcgan_layout(model, data_shape[0])
-    generator = DCGANGenerator(
-        output_shape=tuple(data_shape),
-        base_features=layout["generator_base_features"],
-        features=layout["generator_features"],
-        strides=layout["generator_strides"],
-        output_stride=layout["generator_output_stride"],
-        kernel_size=model.kernel_size, norm=model.generator_norm,
-        activation=model.generator_activation,
-        leaky_relu_slope=model.leaky_relu_slope,
-        output_activation=model.output_activation, init_scheme=model.init,
-        dtype=dtype)
-    critic = DCGANCritic(
-        features=layout["critic_features"], strides=layout["critic_strides"],
-        kernel_size=model.kernel_size, norm=model.critic_norm,
-        leaky_relu_slope=model.leaky_relu_slope, init_scheme=model.init,
-        dtype=dtype)
-    return generator, critic
-  raise ValueError(f"Unknown config.model.arch {model.arch!r}; use 'dcgan', "
-                   "'resnet' or 'mlp'.")
+  if model.arch not in ARCHS:
+    raise ValueError(f"Unknown config.model.arch {model.arch!r}; use one of "
+                     f"{sorted(ARCHS)}.")
+  arch = ARCHS[model.arch]
+  problem = arch.problem(model, tuple(data_shape))
+  if problem:
+    raise ValueError(f"config.model.arch={model.arch!r} {problem}.")
+  return arch.build(model, tuple(data_shape), jnp.dtype(model.dtype))
 
 
-def init_variables(module: nn.Module, key: Array,
-                   example: Array) -> dict[str, Any]:
+def init_variables(module: nn.Module, key: Array, example: Array,
+                   labels: Array | None = None) -> dict[str, Any]:
   """Variables of `module` ({'params': ..., 'batch_stats': ...?}) for an example batch."""
-  return module.init(key, example, train=False)
+  return module.init(key, example, labels, train=False)
 
 
 def count_params(params: Any) -> int:

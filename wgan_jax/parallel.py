@@ -33,15 +33,6 @@ def batch_sharded(mesh: Mesh, batch_axis: int = 0) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(*([None] * batch_axis), DATA_AXIS))
 
 
-def check_batch_size(batch_size: int, mesh: Mesh) -> None:
-  """Raise a clear error unless the global batch splits evenly over devices."""
-  n = mesh.devices.size
-  if batch_size % n:
-    raise ValueError(
-        f"config.batch_size={batch_size} does not split over {n} devices: set "
-        f"it to a multiple of {n} (the batch is global, divided over devices).")
-
-
 def is_primary() -> bool:
   """Whether this process writes logs, samples and evaluations (process 0)."""
   return jax.process_index() == 0

@@ -29,6 +29,8 @@ Fields (all presets carry every field, so a locked config accepts overrides):
     'linear' (2-D toy data).
   init: 'dcgan' (weights ~ N(0, 0.02), biases 0) | 'default' (Flax defaults).
   mlp_layers: hidden layers of the MLP generator and critic.
+  num_classes: classes of a class-conditional model; 0 = unconditional (the
+    networks take labels=None).
   dtype: 'float32' | 'bfloat16': the dtype of convolutions and matmuls
     (parameters, batch-norm statistics, outputs and the gradient penalty's
     norm stay float32). bfloat16 is for accelerators; XLA:CPU runs it slower.
@@ -57,6 +59,7 @@ _BASE: dict[str, Any] = dict(
     output_activation="tanh",
     init="dcgan",
     mlp_layers=3,
+    num_classes=0,
     dtype="float32",
 )
 

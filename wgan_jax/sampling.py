@@ -24,8 +24,9 @@ import ml_collections
 import numpy as np
 
 from wgan_jax import checkpointing
-from wgan_jax import input_pipeline
 from wgan_jax import models
+from wgan_jax.data import transforms
+from wgan_jax.errors import UserError
 
 # fold_in constant of the fixed noise behind the training sample grids
 # (train_step uses 0 for init and 1 for training).
@@ -36,7 +37,7 @@ _SLERP_PARALLEL_SIN = 1e-6
 INTERPOLATION_METHODS = ("linear", "spherical")
 
 
-class IncompatibleCheckpointError(ValueError):
+class IncompatibleCheckpointError(UserError, ValueError):
   """A checkpoint's arrays do not fit the current model code."""
 
 
@@ -203,7 +204,7 @@ def sample(generator: Generator, z: jax.Array,
   out = generate(generator.module, generator.variables, z)
   if len(generator.data_shape) != 3:
     return out
-  return input_pipeline.to_uint8(out, generator.output_activation)
+  return transforms.to_uint8(out, generator.output_activation)
 
 
 def critic_values(critic: Critic, x: Any, batch_size: int = 4096) -> np.ndarray:
@@ -219,8 +220,8 @@ def _load_network(workdir: str, step: int | None, network: str):
   """(module, variables, config, data_shape, step, meta) of one saved network.
 
   Args:
-    network: 'generator' or 'critic': only the TrainState fields
-      `<network>_params` and `<network>_batch_stats` are read.
+    network: 'generator' or 'critic': only that network's params and batch
+      stats are read.
   """
   step = checkpointing.resolve_step(workdir, step)
   meta = checkpointing.read_meta(workdir, step)
@@ -235,9 +236,9 @@ def _load_network(workdir: str, step: int | None, network: str):
   abstract = jax.eval_shape(
       functools.partial(models.init_variables, module), jax.random.key(0),
       example)
-  restored = checkpointing.restore_subtree(workdir, {
-      f"{network}_params": abstract["params"],
-      f"{network}_batch_stats": abstract.get("batch_stats", {}),
+  restored = checkpointing.restore_network(workdir, network, {
+      "params": abstract["params"],
+      "batch_stats": abstract.get("batch_stats", {}),
   }, step)
   # A partial restore leaves the abstract leaves that the checkpoint lacks.
   missing = [jax.tree_util.keystr(path) for path, leaf in
@@ -248,9 +249,9 @@ def _load_network(workdir: str, step: int | None, network: str):
         f"Checkpoint {step} of {workdir} has no arrays for {len(missing)} "
         f"{network} variables (e.g. {missing[0]}): it was saved by a version "
         "of models.py with other layer names. Load it with that version.")
-  variables = {"params": restored[f"{network}_params"]}
-  if restored[f"{network}_batch_stats"]:
-    variables["batch_stats"] = restored[f"{network}_batch_stats"]
+  variables = {"params": restored["params"]}
+  if restored["batch_stats"]:
+    variables["batch_stats"] = restored["batch_stats"]
   return module, variables, config, data_shape, step, meta
 
 

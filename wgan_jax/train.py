@@ -11,11 +11,18 @@ Workdir layout:
 
 Running the same command again resumes from the latest checkpoint; the
 resumed run is bitwise identical to an uninterrupted one, because the batches
-(input_pipeline.batch_indices) and all noise (train_step.step_noise) are pure
-functions of (config.seed, step).
+(data_lib.batch_indices) and all noise (train_step.step_noise) are pure
+functions of (config.seed, step). Resuming with a config or data that would
+change the mathematics is refused (validation.check_resume).
+
+Periodic work after each step is a list of `PeriodicAction`s (metrics and
+log, samples, checkpoint, evaluation), each run when `itstime(step, every,
+total)`, in that order, so the finiteness checks of the metrics and of the
+state come before every save.
 """
 
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -29,28 +36,25 @@ from absl import logging
 from etils import epath
 
 from wgan_jax import checkpointing
-from wgan_jax import evaluator
+from wgan_jax import data as data_lib
+from wgan_jax import evaluator as evaluator_lib
 from wgan_jax import images
-from wgan_jax import input_pipeline
+from wgan_jax import models
 from wgan_jax import parallel
 from wgan_jax import run_logs
 from wgan_jax import sampling
 from wgan_jax import train_step
 from wgan_jax import validation
+from wgan_jax.data import transforms
 
 
-# Config fields a resumed run may change: they do not alter the mathematics.
-_RESUMABLE_CHANGES = ("num_train_steps", "log_every", "sample_every",
-                      "checkpoint_every", "keep_checkpoints", "num_samples",
-                      "data.cache_dir", "data.path", "data.on_device",
-                      "eval")
 # Largest dataset kept on the devices (config.data.on_device), replicated on
 # each: leaves most of a GPU's memory, and of a host's, to the step.
 MAX_ON_DEVICE_BYTES = 2 << 30
 
 
 class NonFiniteLossError(FloatingPointError):
-  """A loss or gradient norm became NaN or Inf."""
+  """A loss, a gradient norm or the train state became NaN or Inf."""
 
 
 class _Preemption:
@@ -76,88 +80,187 @@ class _Preemption:
       signal.signal(signum, handler)
 
 
-def _flat(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for key, value in config.items():
-    name = f"{prefix}{key}"
-    if isinstance(value, ml_collections.ConfigDict):
-      out.update(_flat(value, name + "."))
-    else:
-      out[name] = tuple(value) if isinstance(value, (list, tuple)) else value
-  return out
+def itstime(step: int, every: int, total: int, last: bool = True) -> bool:
+  """Whether work done every `every` steps runs after `step` steps.
+
+  On multiples of `every` (never for every <= 0), and after the last step
+  `total` when `last`: as big_vision's `u.itstime`.
+  """
+  return (every > 0 and step % every == 0) or (last and step == total)
 
 
-def _check_resume_config(saved: ml_collections.ConfigDict,
-                         config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Refuses to resume a run whose config changes its mathematics."""
-  old, new = _flat(saved), _flat(config)
-  changed = sorted(
-      k for k in set(old) | set(new)
-      if old.get(k) != new.get(k)
-      and not any(k == f or k.startswith(f + ".") for f in _RESUMABLE_CHANGES))
-  if changed:
-    details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-    raise validation.ConfigError(
-        f"{workdir} holds a run trained with a different config ({details}). "
-        "Resume with the same config, or start the new one in a new --workdir.")
+def format_duration(seconds: float) -> str:
+  """'1d 02:03:04' / '02:03:04': right past 24 hours (time.strftime is not)."""
+  seconds = max(0, int(round(seconds)))
+  days, rest = divmod(seconds, 86400)
+  text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+  return f"{days}d {text}" if days else text
 
 
-def _mean_metrics(history: list[dict[str, jax.Array]], first_step: int) -> dict[str, float]:
-  """Host-side means of per-step device metrics; raises on NaN/Inf."""
-  fetched = jax.device_get(history)
-  for offset, metrics in enumerate(fetched):
-    bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
-    if bad:
+@dataclasses.dataclass
+class PeriodicAction:
+  """Work run after step `step` when itstime(step, every, total).
+
+  run(step, state) does it; `on_preemption`: also run after the step at
+  which a SIGTERM/SIGINT arrived (metrics and checkpoint are; samples and
+  evaluation are not, to save soon).
+  """
+  name: str
+  every: int
+  run: Callable[[int, Any], None]
+  on_preemption: bool = False
+
+
+class MetricHistory:
+  """Per-step device metrics since the last log, checked for NaN/Inf on demand."""
+
+  def __init__(self, first_step: int):
+    self._first = first_step
+    self._pending: list[dict[str, jax.Array]] = []
+    self._checked: list[dict[str, float]] = []
+
+  def append(self, metrics: dict[str, jax.Array]) -> None:
+    self._pending.append(metrics)
+
+  def check(self) -> None:
+    """Fetches the pending metrics; raises NonFiniteLossError naming the step."""
+    fetched = jax.device_get(self._pending)
+    for metrics in fetched:
+      step = self._first + len(self._checked) + 1
+      bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+      if bad:
+        raise NonFiniteLossError(f"Non-finite {', '.join(bad)} at step {step}.")
+      self._checked.append(metrics)
+    self._pending = []
+
+  def pop_means(self) -> dict[str, float]:
+    """Means over the steps since the last call (checked), then starts anew."""
+    self.check()
+    checked, self._checked = self._checked, []
+    self._first += len(checked)
+    return {k: float(np.mean([m[k] for m in checked])) for k in checked[0]}
+
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def check_state(state: train_step.TrainState, step: int) -> None:
+  """Raises NonFiniteLossError if any parameter, batch statistic or optimizer
+  moment of `state` is NaN or Inf (run before every save)."""
+  for net in ("generator", "critic"):
+    if not bool(_all_finite(getattr(state, net))):
       raise NonFiniteLossError(
-          f"Non-finite {', '.join(bad)} at step {first_step + offset + 1}.")
-  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+          f"Non-finite values in the {net}'s state at step {step}; the last "
+          "saved checkpoint is the last good one.")
+
+
+def parameter_overview(state: train_step.TrainState) -> str:
+  """Per network: parameter count, and per top-level layer its count."""
+  lines = []
+  for net in ("generator", "critic"):
+    params = getattr(state, net).params
+    stats = getattr(state, net).batch_stats
+    lines.append(f"{net}: {models.count_params(params):,} parameters, "
+                 f"{models.count_params(stats):,} batch-norm statistics")
+    for name, sub in params.items():
+      shapes = ", ".join(
+          f"{jax.tree_util.keystr(path)}{list(x.shape)}"
+          for path, x in jax.tree_util.tree_leaves_with_path(sub))
+      lines.append(f"  {name}: {models.count_params(sub):,} ({shapes})")
+  return "\n".join(lines)
 
 
 def _write_samples(workdir: str, writer: run_logs.MetricWriter,
                    gan: train_step.GAN, state: train_step.TrainState,
                    z: jax.Array, step: int) -> None:
-  variables = {"params": state.generator_params}
-  if state.generator_batch_stats:
-    variables["batch_stats"] = state.generator_batch_stats
-  out = sampling.generate(gan.generator, variables, z)
+  out = sampling.generate(gan.generator, state.generator.variables, z)
   if len(gan.data_shape) != 3:
     return  # 2-D toy points: `generate landscape` draws them
-  grid = images.make_grid(input_pipeline.to_uint8(out, gan.output_activation))
+  grid = images.make_grid(transforms.to_uint8(out, gan.output_activation))
   images.save_png(run_logs.sample_path(workdir, step), grid)
   writer.write_image(step, "samples", grid)
 
 
+def dataset_arrays(dataset: data_lib.Dataset) -> dict[str, np.ndarray]:
+  """The batch dict's arrays of a whole dataset: 'image', and 'label' if labelled."""
+  arrays = {"image": dataset.examples}
+  if dataset.labels is not None:
+    arrays["label"] = dataset.labels
+  return arrays
+
+
 def input_feed(config: ml_collections.ConfigDict,
-               dataset: input_pipeline.Dataset, gan: train_step.GAN,
+               dataset: data_lib.Dataset, gan: train_step.GAN,
                mesh: jax.sharding.Mesh) -> tuple[Any, Callable[..., tuple]]:
   """The jitted step and a function from batch indices to its data inputs.
 
   On device (config.data.on_device, one process, a dataset that fits): the
-  uint8 dataset is copied to every device once and the step gathers its
+  dataset's arrays are copied to every device once and the step gathers its
   batches itself, so the host does no per-step work. Otherwise each process
-  gathers its slice of every global batch and sends it.
+  gathers its slice of every global batch dict and sends it.
   """
-  nbytes = dataset.examples.nbytes
+  arrays = dataset_arrays(dataset)
+  nbytes = sum(a.nbytes for a in arrays.values())
   if (config.data.on_device and jax.process_count() == 1
       and nbytes <= MAX_ON_DEVICE_BYTES):
     logging.info("Dataset on the devices (%.1f MiB); batches gathered in "
                  "the step.", nbytes / 2**20)
-    examples = jax.device_put(dataset.examples, parallel.replicated(mesh))
+    on_device = jax.device_put(arrays, parallel.replicated(mesh))
     step_fn = train_step.make_train_step(
         gan, mesh, step_fn=train_step.train_step_on_device_data)
-    return step_fn, lambda indices: (examples, indices)
+    return step_fn, lambda indices: (on_device, indices)
   logging.info("Batches gathered on the host (data.on_device=%s, %d "
                "processes, %.1f MiB).", config.data.on_device,
                jax.process_count(), nbytes / 2**20)
+  validation.check_batch_size(config.batch_size, mesh.devices.size,
+                              jax.process_count())
   per_process = config.batch_size // jax.process_count()
   local = slice(jax.process_index() * per_process,
                 (jax.process_index() + 1) * per_process)
-  global_shape = (config.n_critic, config.batch_size) + tuple(
-      dataset.example_shape)
   sharding = parallel.batch_sharded(mesh, 1)
-  return train_step.make_train_step(gan, mesh), lambda indices: (
-      jax.make_array_from_process_local_data(
-          sharding, dataset.examples[indices[:, local]], global_shape),)
+
+  def global_batch(indices: np.ndarray) -> tuple[dict[str, jax.Array]]:
+    return ({key: jax.make_array_from_process_local_data(
+        sharding, array[indices[:, local]],
+        (config.n_critic, config.batch_size) + array.shape[1:])
+             for key, array in arrays.items()},)
+
+  return train_step.make_train_step(gan, mesh), global_batch
+
+
+def _restore_or_init(config: ml_collections.ConfigDict, workdir: str,
+                     gan: train_step.GAN, mesh: jax.sharding.Mesh,
+                     checkpointer: checkpointing.Checkpointer,
+                     facts: dict[str, Any]) -> train_step.TrainState:
+  """The latest checkpoint's state if the run may resume it, else a new one."""
+  latest = checkpointer.latest_step()
+  if latest is None:
+    return train_step.init_state_on_mesh(gan, mesh)
+  # Compare before touching arrays, whose shapes may differ.
+  saved_meta = checkpointing.read_meta(workdir, latest)
+  saved_facts = saved_meta.get("facts")
+  if saved_facts is None:
+    # Checkpoints from before facts were saved: what their config and data
+    # shape say (no digest: the dataset's contents cannot be compared).
+    saved_config = checkpointing.config_from_meta(saved_meta)
+    saved_facts = validation.math_facts(
+        saved_config, saved_meta.get("num_examples", facts["dataset"][
+            "num_examples"]), tuple(saved_meta["data_shape"]),
+        facts["dataset"]["digest"])
+  validation.check_resume(saved_facts, facts, workdir)
+  abstract = jax.eval_shape(lambda: train_step.create_train_state(gan))
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                     sharding=parallel.replicated(mesh)),
+      abstract)
+  state, _ = checkpointer.restore(abstract)
+  logging.info("Resumed from %s at step %d.",
+               checkpointing.checkpoint_dir(workdir), int(state.step))
+  return state
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -165,55 +268,90 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """Trains for config.num_train_steps generator steps, resuming from WORKDIR.
 
   Returns the final train state. Raises NonFiniteLossError (keeping the last
-  good checkpoint) if a loss becomes NaN or Inf, and SystemExit(128 + signal)
-  after saving a checkpoint on SIGTERM/SIGINT.
+  good checkpoint) if a loss or the state becomes NaN or Inf, a UserError
+  (validation.ConfigError, data_lib.DataError, ...) for a config or
+  data that cannot work, and SystemExit(128 + signal) after saving a
+  checkpoint on SIGTERM/SIGINT.
   """
   validation.validate(config)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   cache_dir = config.data.cache_dir or os.path.join(workdir, "data_cache")
-  dataset = input_pipeline.load_dataset(config.data, cache_dir=cache_dir,
+  dataset = data_lib.load_dataset(config.data, cache_dir=cache_dir,
                                         seed=config.seed)
   logging.info("Dataset: %s", dataset)
   data_shape = tuple(dataset.example_shape)
+  validation.check_data_shape(config, data_shape)
   gan = train_step.create_gan(config, data_shape)
   mesh = parallel.make_mesh()
+  validation.check_batch_size(config.batch_size, mesh.devices.size)
   step_fn, step_inputs = input_feed(config, dataset, gan, mesh)
+  facts = validation.math_facts(
+      config, dataset.num_examples, data_shape,
+      validation.dataset_digest(dataset.examples, dataset.labels))
 
   checkpointer = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   meta = {"config": config.to_dict(), "data_shape": list(data_shape),
           "class_names": list(dataset.class_names),
-          "num_examples": dataset.num_examples}
-  if checkpointer.latest_step() is not None:
-    # Compare configs before touching arrays, whose shapes may differ.
-    saved_meta = checkpointing.read_meta(workdir, checkpointer.latest_step())
-    _check_resume_config(checkpointing.config_from_meta(saved_meta), config,
-                         workdir)
-    abstract = jax.eval_shape(lambda: train_step.create_train_state(gan))
-    abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
-                                       sharding=parallel.replicated(mesh)),
-        abstract)
-    state, _ = checkpointer.restore(abstract)
-    logging.info("Resumed from %s at step %d.",
-                 checkpointing.checkpoint_dir(workdir), int(state.step))
-  else:
-    state = train_step.init_state_on_mesh(gan, mesh)
+          "num_examples": dataset.num_examples, "facts": facts}
+  state = _restore_or_init(config, workdir, gan, mesh, checkpointer, facts)
   start = int(state.step)
+  total = config.num_train_steps
+  if start == 0:
+    logging.info("Parameters:\n%s", parameter_overview(state))
   evaluator = None
   if config.eval.eval_every:
     # Loads the Inception weights (a missing file fails here, before any
     # training) and the reference features (computed once, then cached).
-    evaluator = evaluator.TrainingEvaluator(config, workdir, start, mesh)
+    evaluator = evaluator_lib.TrainingEvaluator(config, workdir, start, mesh)
 
   writer = run_logs.MetricWriter(workdir, enabled=parallel.is_primary())
   z_fixed = sampling.fixed_noise(config.seed, config.num_samples,
                                  config.model.z_dim)
-  history: list[dict[str, jax.Array]] = []
-  history_start = start
-  last_log = (time.perf_counter(), start)
+  history = MetricHistory(start)
+  clock = {"time": time.perf_counter(), "step": start}
+
+  def log(done: int, state: train_step.TrainState) -> None:
+    del state
+    means = history.pop_means()
+    now = time.perf_counter()
+    steps_per_sec = (done - clock["step"]) / max(now - clock["time"], 1e-9)
+    clock.update(time=now, step=done)
+    means["steps_per_sec"] = steps_per_sec
+    means["critic_images_per_sec"] = (steps_per_sec * config.batch_size
+                                      * config.n_critic)
+    writer.write_scalars(done, means)
+    run_logs.log_scalars(done, means)
+    logging.info("step %d/%d: %.3g steps/s, ETA %s", done, total,
+                 steps_per_sec,
+                 format_duration((total - done) / max(steps_per_sec, 1e-9)))
+
+  def samples(done: int, state: train_step.TrainState) -> None:
+    if parallel.is_primary():
+      _write_samples(workdir, writer, gan, state, z_fixed, done)
+
+  def checkpoint(done: int, state: train_step.TrainState) -> None:
+    # Checked before every save, so a saved state is always a good one.
+    history.check()
+    check_state(state, done)
+    checkpointer.save(done, state, meta)
+
+  def evaluate(done: int, state: train_step.TrainState) -> None:
+    evaluator(done, gan, state, writer)
+    clock.update(time=time.perf_counter(), step=done)  # Not training throughput.
+
+  actions = [
+      PeriodicAction("log", config.log_every, log, on_preemption=False),
+      PeriodicAction("samples", config.sample_every, samples),
+      PeriodicAction("checkpoint", config.checkpoint_every, checkpoint,
+                     on_preemption=True),
+  ]
+  if evaluator is not None:
+    actions.append(PeriodicAction("evaluate", config.eval.eval_every,
+                                  evaluate))
+
   with _Preemption() as preemption, _finally(checkpointer, writer):
-    for step in range(start, config.num_train_steps):
-      indices = input_pipeline.batch_indices(
+    for step in range(start, total):
+      indices = data_lib.batch_indices(
           dataset.num_examples, config.seed, step, config.n_critic,
           config.batch_size)
       inputs = step_inputs(indices)
@@ -222,40 +360,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         t0 = time.perf_counter()
         step_fn = step_fn.lower(state, *inputs).compile()
         logging.info("Compiled the train step in %.1f s.", time.perf_counter() - t0)
-        last_log = (time.perf_counter(), start)
+        clock.update(time=time.perf_counter(), step=start)
       state, metrics = step_fn(state, *inputs)
       history.append(metrics)
       done = step + 1
-      last = done == config.num_train_steps
       preempted = preemption.signum is not None
-
-      if done % config.log_every == 0 or last or preempted or (
-          done % config.checkpoint_every == 0):
-        # Checked before any checkpoint, so a saved state is always finite.
-        means = _mean_metrics(history, history_start)
-        history, history_start = [], done
-        if done % config.log_every == 0 or last:
-          now = time.perf_counter()
-          steps_per_sec = (done - last_log[1]) / max(now - last_log[0], 1e-9)
-          last_log = (now, done)
-          means["steps_per_sec"] = steps_per_sec
-          means["critic_images_per_sec"] = (steps_per_sec * config.batch_size
-                                            * config.n_critic)
-          writer.write_scalars(done, means)
-          run_logs.log_scalars(done, means)
-          remaining = (config.num_train_steps - done) / max(steps_per_sec, 1e-9)
-          logging.info("step %d/%d: %.3g steps/s, ETA %s", done,
-                       config.num_train_steps, steps_per_sec,
-                       time.strftime("%H:%M:%S", time.gmtime(remaining)))
-      if done % config.sample_every == 0 or last:
-        if parallel.is_primary():
-          _write_samples(workdir, writer, gan, state, z_fixed, done)
-      if done % config.checkpoint_every == 0 or last or preempted:
-        checkpointer.save(done, state, meta)
-      if (evaluator is not None and not preempted
-          and evaluator.should_evaluate(done, last)):
-        evaluator(done, gan, state, writer)
-        last_log = (time.perf_counter(), done)  # Not training throughput.
+      for action in actions:
+        if (action.on_preemption and preempted) or (
+            not preempted and itstime(done, action.every, total)):
+          action.run(done, state)
       if preempted:
         checkpointer.wait()
         logging.warning("Checkpoint of step %d saved; exiting on signal %d.",

@@ -19,14 +19,17 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
-from wgan_jax import input_pipeline
 from wgan_jax import losses
 from wgan_jax import models
 from wgan_jax import optimizers
 from wgan_jax import parallel
+from wgan_jax import validation
+from wgan_jax.data import transforms
 
 Array = jax.Array
 Metrics = dict[str, Array]
+# {'image': [..., B, *data_shape], 'label': int32 [..., B] (labelled sources)}.
+Batch = dict[str, Array]
 
 # fold_in constants that separate the random streams of one seed.
 INIT_STREAM = 0
@@ -34,15 +37,26 @@ TRAIN_STREAM = 1
 
 
 @flax.struct.dataclass
+class NetState:
+  """One network's part of the train state; a pytree of arrays."""
+  params: Any
+  batch_stats: Any  # {} when the network has no batch norm
+  opt_state: optax.OptState
+
+  @property
+  def variables(self) -> dict[str, Any]:
+    """Flax variables for `module.apply`: params, and batch_stats if any."""
+    if self.batch_stats:
+      return {"params": self.params, "batch_stats": self.batch_stats}
+    return {"params": self.params}
+
+
+@flax.struct.dataclass
 class TrainState:
   """Everything that changes during training; a pytree of arrays."""
   step: Array  # int32 [], generator steps done
-  generator_params: Any
-  generator_batch_stats: Any  # {} when the generator has no batch norm
-  critic_params: Any
-  critic_batch_stats: Any
-  generator_opt_state: optax.OptState
-  critic_opt_state: optax.OptState
+  generator: NetState
+  critic: NetState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +66,11 @@ class GAN:
   critic: nn.Module
   generator_tx: optax.GradientTransformation
   critic_tx: optax.GradientTransformation
-  loss: str
+  loss: losses.Loss
   gp_weight: float
   drift_weight: float
   z_dim: int
+  num_classes: int  # 0: unconditional
   data_shape: tuple[int, ...]  # per example: (H, W, C) or (D,)
   batch_size: int  # global
   n_critic: int
@@ -70,7 +85,8 @@ def create_gan(config: ml_collections.ConfigDict,
   """The static GAN for a (validated) config and per-example data shape."""
   generator, critic = models.create_models(config.model, data_shape)
   opt = config.optimizer
-  clip = config.clip_value if config.loss == "wgan" else None
+  loss = losses.get(config.loss)
+  clip = config.clip_value if loss.weight_clipping else None
   loop = config.critic_loop
   if loop == "auto":
     loop = "unroll" if jax.default_backend() == "cpu" else "scan"
@@ -82,11 +98,11 @@ def create_gan(config: ml_collections.ConfigDict,
       critic_tx=optimizers.make_optimizer(
           opt, opt.critic_learning_rate,
           config.num_train_steps * config.n_critic, clip_value=clip),
-      loss=config.loss,
-      gp_weight=(config.gp_weight
-                 if config.loss in losses.GRADIENT_PENALTY_LOSSES else 0.0),
+      loss=loss,
+      gp_weight=config.gp_weight if loss.penalty else 0.0,
       drift_weight=config.drift_weight,
       z_dim=config.model.z_dim,
+      num_classes=config.model.num_classes,
       data_shape=tuple(data_shape),
       batch_size=config.batch_size,
       n_critic=config.n_critic,
@@ -97,36 +113,38 @@ def create_gan(config: ml_collections.ConfigDict,
   )
 
 
+def _init_net(module: nn.Module, tx: optax.GradientTransformation, key: Array,
+              example: Array) -> NetState:
+  variables = models.init_variables(module, key, example)
+  return NetState(params=variables["params"],
+                  batch_stats=variables.get("batch_stats", {}),
+                  opt_state=tx.init(variables["params"]))
+
+
 def create_train_state(gan: GAN) -> TrainState:
   """Initial state: parameters from fold_in(key(seed), INIT_STREAM)."""
   key = jax.random.fold_in(jax.random.key(gan.seed), INIT_STREAM)
   generator_key, critic_key = jax.random.split(key)
-  z = jnp.zeros((1, gan.z_dim), jnp.float32)
-  generator_vars = models.init_variables(gan.generator, generator_key, z)
-  x = jnp.zeros((1,) + gan.data_shape, jnp.float32)
-  critic_vars = models.init_variables(gan.critic, critic_key, x)
   return TrainState(
       step=jnp.zeros((), jnp.int32),
-      generator_params=generator_vars["params"],
-      generator_batch_stats=generator_vars.get("batch_stats", {}),
-      critic_params=critic_vars["params"],
-      critic_batch_stats=critic_vars.get("batch_stats", {}),
-      generator_opt_state=gan.generator_tx.init(generator_vars["params"]),
-      critic_opt_state=gan.critic_tx.init(critic_vars["params"]),
+      generator=_init_net(gan.generator, gan.generator_tx, generator_key,
+                          jnp.zeros((1, gan.z_dim), jnp.float32)),
+      critic=_init_net(gan.critic, gan.critic_tx, critic_key,
+                       jnp.zeros((1,) + gan.data_shape, jnp.float32)),
   )
 
 
 def apply_model(module: nn.Module, params: Any, batch_stats: Any, x: Array,
-                train: bool) -> tuple[Array, Any]:
-  """module(x) and its batch statistics, updated when `train` (else unchanged)."""
+                train: bool, labels: Array | None = None) -> tuple[Array, Any]:
+  """module(x, labels) and its batch statistics, updated when `train` (else unchanged)."""
   variables = {"params": params}
   if batch_stats:
     variables["batch_stats"] = batch_stats
     if train:
-      out, updates = module.apply(variables, x, train=True,
+      out, updates = module.apply(variables, x, labels, train=True,
                                   mutable=["batch_stats"])
       return out, updates["batch_stats"]
-  return module.apply(variables, x, train=train), batch_stats
+  return module.apply(variables, x, labels, train=train), batch_stats
 
 
 class StepNoise(NamedTuple):
@@ -155,9 +173,9 @@ def step_noise(gan: GAN, step: Array) -> StepNoise:
 
 def prepare_reals(gan: GAN, reals: Array, flips: Array) -> Array:
   """uint8 images (or float points) [..., B, *data_shape] -> the generator's range, flipped."""
-  x = input_pipeline.to_model_range(reals, gan.output_activation)
+  x = transforms.to_model_range(reals, gan.output_activation)
   if gan.random_flip:
-    x = input_pipeline.flip_horizontally(x, flips)
+    x = transforms.flip_horizontally(x, flips)
   return x
 
 
@@ -169,7 +187,7 @@ def critic_objective(gan: GAN, critic_params: Any, critic_batch_stats: Any,
                               real, train=True)
   d_fake, stats = apply_model(gan.critic, critic_params, stats, fake,
                               train=True)
-  loss = losses.critic_loss(gan.loss, d_real, d_fake)
+  loss = gan.loss.critic(d_real, d_fake)
   metrics = {
       "critic/real": jnp.mean(d_real),
       "critic/fake": jnp.mean(d_fake),
@@ -178,8 +196,8 @@ def critic_objective(gan: GAN, critic_params: Any, critic_batch_stats: Any,
   if gan.gp_weight:
     # A gradient-penalty critic has no batch statistics (config validation).
     critic_fn = lambda x: gan.critic.apply({"params": critic_params}, x)  # noqa: E731
-    penalty, norms = losses.gradient_penalty(
-        critic_fn, real, fake, eps, one_sided=gan.loss == "wgan-lp")
+    penalty, norms = losses.gradient_penalty(critic_fn, real, fake, eps,
+                                             gan.loss.penalty)
     loss += gan.gp_weight * penalty
     metrics["critic/gradient_penalty"] = penalty
     metrics["critic/input_grad_norm"] = jnp.mean(norms)
@@ -192,27 +210,27 @@ def critic_objective(gan: GAN, critic_params: Any, critic_batch_stats: Any,
 
 
 def generator_objective(gan: GAN, generator_params: Any,
-                        generator_batch_stats: Any, critic_params: Any,
-                        critic_batch_stats: Any,
+                        generator_batch_stats: Any, critic: NetState,
                         z: Array) -> tuple[Array, Any]:
   """The generator's loss on fresh noise; the critic is a constant here."""
   fake, stats = apply_model(gan.generator, generator_params,
                             generator_batch_stats, z, train=True)
   # Critic batch stats (if any) are not updated by the generator's pass.
-  d_fake, _ = apply_model(gan.critic, critic_params, critic_batch_stats, fake,
+  d_fake, _ = apply_model(gan.critic, critic.params, critic.batch_stats, fake,
                           train=True)
-  return losses.generator_loss(gan.loss, d_fake), stats
+  return gan.loss.generator(d_fake), stats
 
 
-def train_step(gan: GAN, state: TrainState, reals: Array,
+def train_step(gan: GAN, state: TrainState, batch: Batch,
                data_sharding: Any = None) -> tuple[TrainState, Metrics]:
   """One generator step: n_critic critic updates then one generator update.
 
   Args:
     gan: the static GAN.
     state: the current state.
-    reals: [n_critic, B, *data_shape] real data, uint8 images (or float toy
-      points); critic update i uses reals[i].
+    batch: {'image': [n_critic, B, *data_shape] real data, uint8 images (or
+      float toy points), 'label'?: int32 [n_critic, B]}; critic update i uses
+      batch[...][i]. Labels are read by class-conditional GANs only.
     data_sharding: optional sharding of [B, ...] arrays (batch over devices),
       applied to the noise so that all per-sample work is data parallel.
 
@@ -220,74 +238,72 @@ def train_step(gan: GAN, state: TrainState, reals: Array,
     The new state and scalar metrics (critic metrics averaged over the
     n_critic updates).
   """
+  reals = batch["image"]
   chex.assert_shape(reals, (gan.n_critic, gan.batch_size) + gan.data_shape)
   noise = step_noise(gan, state.step)
   constrain = ((lambda x: x) if data_sharding is None else
                functools.partial(_constrain_batch, sharding=data_sharding))
   reals = prepare_reals(gan, reals, noise.flips)
+  generator = state.generator
 
   def critic_update(carry, inputs):
-    params, opt_state, batch_stats, generator_batch_stats = carry
+    critic, generator_batch_stats = carry
     real, z, eps = inputs
     fake, generator_batch_stats = apply_model(
-        gan.generator, state.generator_params, generator_batch_stats,
+        gan.generator, generator.params, generator_batch_stats,
         constrain(z), train=True)
     fake = jax.lax.stop_gradient(fake)
     grad_fn = jax.value_and_grad(
         functools.partial(critic_objective, gan), has_aux=True)
     (_, (metrics, batch_stats)), grads = grad_fn(
-        params, batch_stats, constrain(real), fake, constrain(eps))
-    updates, opt_state = gan.critic_tx.update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
+        critic.params, critic.batch_stats, constrain(real), fake,
+        constrain(eps))
+    updates, opt_state = gan.critic_tx.update(grads, critic.opt_state,
+                                              critic.params)
+    critic = NetState(params=optax.apply_updates(critic.params, updates),
+                      batch_stats=batch_stats, opt_state=opt_state)
     metrics["critic/grad_norm"] = optax.tree.norm(grads)
-    return (params, opt_state, batch_stats, generator_batch_stats), metrics
+    return (critic, generator_batch_stats), metrics
 
-  carry = (state.critic_params, state.critic_opt_state,
-           state.critic_batch_stats, state.generator_batch_stats)
   # XLA:CPU runs a rolled while-loop whose body holds convolutions ~13x slower
   # than the same body unrolled (jax-ml/jax#12868): unroll there. Elsewhere a
   # rolled scan compiles once per body and runs as fast.
-  carry, critic_metrics = jax.lax.scan(
-      critic_update, carry, (reals, noise.critic_z, noise.eps),
+  (critic, generator_batch_stats), critic_metrics = jax.lax.scan(
+      critic_update, (state.critic, generator.batch_stats),
+      (reals, noise.critic_z, noise.eps),
       unroll=gan.n_critic if gan.unroll_critic else 1)
-  critic_params, critic_opt_state, critic_batch_stats, generator_batch_stats = carry
 
   grad_fn = jax.value_and_grad(
       functools.partial(generator_objective, gan), has_aux=True)
   (generator_loss, generator_batch_stats), grads = grad_fn(
-      state.generator_params, generator_batch_stats, critic_params,
-      critic_batch_stats, constrain(noise.generator_z))
+      generator.params, generator_batch_stats, critic,
+      constrain(noise.generator_z))
   updates, generator_opt_state = gan.generator_tx.update(
-      grads, state.generator_opt_state, state.generator_params)
-  generator_params = optax.apply_updates(state.generator_params, updates)
+      grads, generator.opt_state, generator.params)
+  generator = NetState(params=optax.apply_updates(generator.params, updates),
+                       batch_stats=generator_batch_stats,
+                       opt_state=generator_opt_state)
 
   metrics = {k: jnp.mean(v) for k, v in critic_metrics.items()}
   metrics["generator/loss"] = generator_loss
   metrics["generator/grad_norm"] = optax.tree.norm(grads)
-  new_state = TrainState(
-      step=state.step + 1,
-      generator_params=generator_params,
-      generator_batch_stats=generator_batch_stats,
-      critic_params=critic_params,
-      critic_batch_stats=critic_batch_stats,
-      generator_opt_state=generator_opt_state,
-      critic_opt_state=critic_opt_state,
-  )
-  return new_state, metrics
+  return TrainState(step=state.step + 1, generator=generator,
+                    critic=critic), metrics
 
 
-def train_step_on_device_data(gan: GAN, state: TrainState, examples: Array,
+def train_step_on_device_data(gan: GAN, state: TrainState, arrays: Batch,
                               indices: Array, data_sharding: Any = None
                               ) -> tuple[TrainState, Metrics]:
-  """`train_step` on examples[indices], gathered inside the compiled step.
+  """`train_step` on the batch arrays[...][indices], gathered inside the compiled step.
 
   Args:
-    examples: the whole dataset [N, *data_shape], resident on every device.
-    indices: int32 [n_critic, B] (input_pipeline.batch_indices), split over
-      devices along B, so each device gathers only its own examples.
+    arrays: the whole dataset {'image': [N, *data_shape], 'label'?: [N]},
+      resident on every device.
+    indices: int32 [n_critic, B] (data.batch_indices), split over devices
+      along B, so each device gathers only its own examples.
   """
-  reals = jnp.take(examples, indices, axis=0)
-  return train_step(gan, state, reals, data_sharding)
+  batch = jax.tree.map(lambda a: jnp.take(a, indices, axis=0), arrays)
+  return train_step(gan, state, batch, data_sharding)
 
 
 def _constrain_batch(x: Array, sharding: Any) -> Array:
@@ -300,11 +316,11 @@ def make_train_step(
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """`step_fn` jitted for `mesh`: state replicated and donated, batches split over devices.
 
-  With `train_step` the call is step(state, reals [n_critic, B, ...]); with
-  `train_step_on_device_data` it is step(state, examples [N, ...] replicated,
-  indices [n_critic, B]). `step_fn` may also be a wrapper (tests count traces).
+  With `train_step` the call is step(state, batch {'image': [n_critic, B,
+  ...], ...}); with `train_step_on_device_data` it is step(state, arrays
+  {'image': [N, ...], ...} replicated, indices [n_critic, B]). `step_fn` may also be a wrapper (tests count traces).
   """
-  parallel.check_batch_size(gan.batch_size, mesh)
+  validation.check_batch_size(gan.batch_size, mesh.devices.size)
   replicated = parallel.replicated(mesh)
   batch = parallel.batch_sharded(mesh, 1)
   inputs = ((replicated, batch) if _unwrapped(step_fn) is train_step_on_device_data

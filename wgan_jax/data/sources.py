@@ -1,0 +1,90 @@
+"""`load_dataset`: one `Dataset` in host memory from a complete `config.data`.
+
+Every source is loaded once into memory: uint8 images [N, H, W, C] (C = 1
+or 3), or float32 points [N, 2] for the toy sets. `config.data.source` picks
+the loader:
+
+  folder           A directory or a .zip of images, flat (unlabeled) or with one
+                   subfolder per class (folder.py).
+  fashion_mnist,   The original IDX files, the Debian folder, or TFDS (idx.py).
+  mnist
+  npz              Named arrays of an .npz file (npz.py).
+  tfds:NAME        `tfds.data_source(NAME, split)`, no TensorFlow
+                   (tfds_source.py).
+  toy:8gaussians,  The 2-D mixtures of the WGAN-GP paper (toy.py).
+  toy:25gaussians
+
+Images are converted to `data.channels` and brought to `data.image_size` per
+`data.resize` (decode.py); folders and TFDS sets are cached (cache.py). A
+bad field value raises `ConfigError` (validation.check_data); any problem
+with the input raises one `DataError` that names the file and the fix.
+"""
+
+from collections.abc import Callable
+
+from absl import logging
+import ml_collections
+
+from wgan_jax.data import folder
+from wgan_jax.data import idx
+from wgan_jax.data import npz
+from wgan_jax.data import tfds_source
+from wgan_jax.data import toy
+from wgan_jax.data.dataset import Dataset
+from wgan_jax.data.dataset import Spec
+from wgan_jax.data.dataset import read_only
+from wgan_jax.errors import DataError
+
+# loader(spec, cache_dir, seed) -> Dataset.
+Loader = Callable[[Spec, str | None, int], Dataset]
+
+# Every source but the tfds:NAME family, which `_loader` matches by prefix.
+_LOADERS: dict[str, Loader] = {
+    "folder": folder.load,
+    "fashion_mnist": idx.load,
+    "mnist": idx.load,
+    "npz": npz.load,
+    **{name: toy.load for name in toy.TOY_SOURCES},
+}
+
+SOURCES = ("folder", "fashion_mnist", "mnist", "npz",
+           f"{tfds_source.PREFIX}NAME") + toy.TOY_SOURCES
+
+
+def _loader(source: str) -> Loader:
+  if source.startswith(tfds_source.PREFIX):
+    return tfds_source.load
+  return _LOADERS[source]
+
+
+def load_dataset(data: ml_collections.ConfigDict, cache_dir: str | None = None,
+                 seed: int = 0) -> Dataset:
+  """Loads `config.data` into memory.
+
+  Args:
+    data: a complete `config.data` (every field of
+      `configs.default.base_config().data`).
+    cache_dir: where decoded folder / TFDS images are cached; None = no cache.
+    seed: picks the max_examples subset and draws the toy points.
+
+  Returns:
+    A Dataset with read-only arrays: uint8 [N, H, W, C] images, or float32
+    [N, 2] toy points.
+
+  Raises:
+    ConfigError: a field has a value that cannot work (validation.check_data).
+    DataError: the data is unusable; the message says which file and how to
+      fix it.
+  """
+  # Function-level: validation reads this package's tables.
+  from wgan_jax import validation  # pylint: disable=g-import-not-at-top
+  validation.check_data(data)
+  spec = Spec.from_config(data)
+  dataset = _loader(spec.source)(spec, cache_dir, seed)
+  if len(dataset.examples) == 0:
+    raise DataError(f"{spec.source} at {spec.path or '(default)'} gave no "
+                    "examples; check config.data.path and split")
+  read_only(dataset.examples)
+  read_only(dataset.labels)
+  logging.info("Loaded %s", dataset)
+  return dataset
