@@ -63,6 +63,8 @@ def test_model_fields_are_checked_against_the_presets():
     ("data.channels", 2, "config.data.channels=2"),
     ("data.source", "imagenet", "config.data.source='imagenet' is not a known"),
     ("model.num_classes", 3, "class-conditional models are not built yet"),
+    ("eval.num_samples", 1, "config.eval.num_samples .* must be >= 4"),
+    ("eval.eval_every", -1, "config.eval.eval_every"),
     ("clip_value", 0.0, None),  # only refused for a clipping loss
 ])
 def test_bad_values_are_refused(field, value, match):

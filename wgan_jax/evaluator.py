@@ -111,29 +111,7 @@ def read_settings(eval_config: Mapping[str, Any] | None = None,
   if unknown:
     raise TypeError(f"unknown evaluation settings {unknown}")
   s = Settings(**values)
-
-  def error(field, must):
-    return errors.ConfigError(
-        f"config.eval.{field} (--{field} on the command line) must be {must}, "
-        f"got {getattr(s, field)!r}.")
-
-  if s.eval_every < 0:
-    raise error("eval_every", ">= 0 (0 turns evaluation off)")
-  if s.pr_k < 1:
-    raise error("pr_k", ">= 1 (Kynkaanniemi et al. use 3)")
-  # FID needs a covariance (2 rows); precision/recall a k-th neighbour.
-  least = max(2, s.pr_k + 1)
-  if s.num_samples < least:
-    raise error("num_samples", f">= {least} (FID needs 2 images, "
-                f"precision/recall more than pr_k={s.pr_k})")
-  if s.num_real != 0 and s.num_real < least:
-    raise error("num_real", f"0 (all) or >= {least}")
-  if s.batch_size < 1:
-    raise error("batch_size", ">= 1")
-  if s.kid_subsets < 1:
-    raise error("kid_subsets", ">= 1")
-  if s.kid_subset_size < 2:
-    raise error("kid_subset_size", ">= 2")
+  validation.check_eval(s)
   return s
 
 

@@ -128,10 +128,38 @@ def check_data(data: ml_collections.ConfigDict) -> None:
                         f"{source} gives 2-D points; set random_flip=False.")
 
 
+def check_eval(s: Any) -> None:
+  """Raises ConfigError for config.eval fields (or evaluator.Settings) that cannot work."""
+
+  def error(field, must):
+    return ConfigError(
+        f"config.eval.{field} (--{field} on the command line) must be {must}, "
+        f"got {getattr(s, field)!r}.")
+
+  if s.eval_every < 0:
+    raise error("eval_every", ">= 0 (0 turns evaluation off)")
+  if s.pr_k < 1:
+    raise error("pr_k", ">= 1 (Kynkaanniemi et al. use 3)")
+  # FID needs a covariance (2 rows); precision/recall a k-th neighbour.
+  least = max(2, s.pr_k + 1)
+  if s.num_samples < least:
+    raise error("num_samples", f">= {least} (FID needs 2 images, "
+                f"precision/recall more than pr_k={s.pr_k})")
+  if s.num_real != 0 and s.num_real < least:
+    raise error("num_real", f"0 (all) or >= {least}")
+  if s.batch_size < 1:
+    raise error("batch_size", ">= 1")
+  if s.kid_subsets < 1:
+    raise error("kid_subsets", ">= 1")
+  if s.kid_subset_size < 2:
+    raise error("kid_subset_size", ">= 2")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError for an invalid or incompatible combination of fields."""
   check_schema(config)
   check_data(config.data)
+  check_eval(config.eval)
   model = config.model
   _choice(config.loss, losses.LOSSES, "loss")
   _choice(model.arch, models.ARCHS, "model.arch")

@@ -27,6 +27,20 @@ def test_transforms_imports_only_numpy_and_jax():
                                                         "typing"}
 
 
+def test_the_train_step_loads_no_host_loader():
+  # In a fresh interpreter: importing the compiled step (and, through
+  # validation, the data tables) must not import the decoders or Pillow.
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = ("import sys, wgan_jax.train_step; "
+          "print(sorted(m for m in sys.modules if m == 'PIL' or "
+          "m.startswith('wgan_jax.data.')))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, check=True, timeout=300,
+                       cwd=pathlib.Path(__file__).resolve().parents[2]).stdout
+  assert out.strip() == "['wgan_jax.data.transforms']"
+
+
 @pytest.mark.parametrize("activation,low,high", [
     ("tanh", -1.0, 1.0), ("sigmoid", 0.0, 1.0)])
 def test_to_model_range_maps_0_and_255_onto_the_activation_range_linearly(
