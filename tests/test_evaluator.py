@@ -180,7 +180,7 @@ def test_eval_noise_depends_on_seed_and_step_and_nothing_else():
 def _reference(real):
   """A Reference whose statistics are np.mean / np.cov of `real`."""
   return evaluator.Reference(features=real, mu=real.mean(0),
-                              sigma=np.cov(real, rowvar=False), name="r",
+                             sigma=np.cov(real, rowvar=False), name="r",
                               grayscale=False, key={})
 
 
@@ -229,7 +229,7 @@ def test_compute_metrics_fid_of_a_shifted_copy_is_the_squared_shift(num,
   real = rng.normal(size=(num, dim)) @ rng.normal(size=(dim, dim))
   shift = rng.normal(size=dim)
   got = evaluator.compute_metrics(real + shift, _reference(real),
-                                   evaluator.read_settings(None))
+                                  evaluator.read_settings(None))
   scale = np.trace(np.cov(real, rowvar=False))
   assert abs(got["fid"] - shift @ shift) < 1e-9 * (scale + shift @ shift)
 
@@ -239,7 +239,7 @@ def test_too_few_images_give_a_clear_error():
   with pytest.raises(evaluator.EvaluationError, match="at least 4 real and "
                      "fake images.*10 real, 3 fake"):
     evaluator.compute_metrics(np.zeros((3, 4)), _reference(real),
-                               evaluator.read_settings(None))
+                              evaluator.read_settings(None))
 
 
 # -------------------------------------------------- generator and reference --

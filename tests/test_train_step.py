@@ -295,7 +295,7 @@ def test_wgan_gp_learns_the_eight_gaussians():
   near_before, _ = _mode_statistics(sample(state), modes, 0.25)
   for i in range(config.num_train_steps):
     idx = data_lib.batch_indices(data.num_examples, config.seed, i,
-                                       config.n_critic, config.batch_size)
+                                 config.n_critic, config.batch_size)
     state, _ = step(state, {"image": data.examples[idx]})
   near, smallest_mode_share = _mode_statistics(sample(state), modes, 0.25)
 

@@ -33,10 +33,11 @@ from wgan_jax.errors import MissingFileError
 
 CHECKPOINT_DIR = "checkpoints"
 FORMAT_VERSION = 2
+_NETWORKS = ("generator", "critic")
+_NET_FIELDS = ("params", "batch_stats", "opt_state")
 # Version 1's flat field name of each (network, field) of version 2.
 _LEGACY_FIELDS = {(net, field): f"{net}_{field}"
-                  for net in ("generator", "critic")
-                  for field in ("params", "batch_stats", "opt_state")}
+                  for net in _NETWORKS for field in _NET_FIELDS}
 
 
 def format_version(meta: dict[str, Any]) -> int:
@@ -55,9 +56,8 @@ def _to_legacy(tree: Any) -> dict[str, Any]:
 def _from_legacy(flat: dict[str, Any], like: Any) -> Any:
   """Version 1's flat dict as a state of the type of `like` (version 2)."""
   nets = {net: getattr(like, net).replace(**{
-      field: flat[_LEGACY_FIELDS[(net, field)]]
-      for field in ("params", "batch_stats", "opt_state")})
-          for net in ("generator", "critic")}
+      field: flat[_LEGACY_FIELDS[(net, field)]] for field in _NET_FIELDS})
+          for net in _NETWORKS}
   return like.replace(step=flat["step"], **nets)
 
 

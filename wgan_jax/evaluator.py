@@ -255,7 +255,7 @@ class Evaluator:
         "split", "train")
     data.max_examples = self.settings.num_real
     dataset = data_lib.load_dataset(data, cache_dir=cache_dir,
-                                          seed=REFERENCE_SEED)
+                                    seed=REFERENCE_SEED)
     if not dataset.is_image:
       raise errors.DataError(
           f"{data.source} gives 2-D points, not images: FID/KID need images "

@@ -296,7 +296,7 @@ def _load_data(workdir: str, config: ml_collections.ConfigDict
   # The cache folder rule of train.train_and_evaluate.
   cache_dir = config.data.cache_dir or os.path.join(workdir, "data_cache")
   return data_lib.load_dataset(config.data, cache_dir=cache_dir,
-                                     seed=config.seed)
+                               seed=config.seed)
 
 
 def _real(workdir: str, out: str, step: int | None, *, num: int, seed: int,

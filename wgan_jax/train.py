@@ -151,7 +151,7 @@ def _all_finite(tree: Any) -> jax.Array:
 def check_state(state: train_step.TrainState, step: int) -> None:
   """Raises NonFiniteLossError if any parameter, batch statistic or optimizer
   moment of `state` is NaN or Inf (run before every save)."""
-  for net in ("generator", "critic"):
+  for net in train_step.NETWORKS:
     if not bool(_all_finite(getattr(state, net))):
       raise NonFiniteLossError(
           f"Non-finite values in the {net}'s state at step {step}; the last "
@@ -161,7 +161,7 @@ def check_state(state: train_step.TrainState, step: int) -> None:
 def parameter_overview(state: train_step.TrainState) -> str:
   """Per network: parameter count, and per top-level layer its count."""
   lines = []
-  for net in ("generator", "critic"):
+  for net in train_step.NETWORKS:
     params = getattr(state, net).params
     stats = getattr(state, net).batch_stats
     lines.append(f"{net}: {models.count_params(params):,} parameters, "
@@ -232,8 +232,7 @@ def input_feed(config: ml_collections.ConfigDict,
   return train_step.make_train_step(gan, mesh), global_batch
 
 
-def _restore_or_init(config: ml_collections.ConfigDict, workdir: str,
-                     gan: train_step.GAN, mesh: jax.sharding.Mesh,
+def _restore_or_init(workdir: str, gan: train_step.GAN, mesh: jax.sharding.Mesh,
                      checkpointer: checkpointing.Checkpointer,
                      facts: dict[str, Any]) -> train_step.TrainState:
   """The latest checkpoint's state if the run may resume it, else a new one."""
@@ -277,13 +276,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   cache_dir = config.data.cache_dir or os.path.join(workdir, "data_cache")
   dataset = data_lib.load_dataset(config.data, cache_dir=cache_dir,
-                                        seed=config.seed)
+                                  seed=config.seed)
   logging.info("Dataset: %s", dataset)
   data_shape = tuple(dataset.example_shape)
   validation.check_data_shape(config, data_shape)
   gan = train_step.create_gan(config, data_shape)
   mesh = parallel.make_mesh()
-  validation.check_batch_size(config.batch_size, mesh.devices.size)
   step_fn, step_inputs = input_feed(config, dataset, gan, mesh)
   facts = validation.math_facts(
       config, dataset.num_examples, data_shape,
@@ -293,7 +291,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   meta = {"config": config.to_dict(), "data_shape": list(data_shape),
           "class_names": list(dataset.class_names),
           "num_examples": dataset.num_examples, "facts": facts}
-  state = _restore_or_init(config, workdir, gan, mesh, checkpointer, facts)
+  state = _restore_or_init(workdir, gan, mesh, checkpointer, facts)
   start = int(state.step)
   total = config.num_train_steps
   if start == 0:

@@ -51,6 +51,10 @@ class NetState:
     return {"params": self.params}
 
 
+# The TrainState fields that are a NetState.
+NETWORKS = ("generator", "critic")
+
+
 @flax.struct.dataclass
 class TrainState:
   """Everything that changes during training; a pytree of arrays."""

@@ -77,8 +77,8 @@ def check_schema(config: ml_collections.ConfigDict) -> None:
   ConfigDict built in Python, or the command line. Every default field must
   be present too (configs start from default.base_config()).
   """
+  # The default's model is a preset, and every preset carries every field.
   schema = _flat(default_config())
-  schema.update({f"model.{k}": v for k, v in _flat(presets.model_config()).items()})
   fields = _flat(config)
   unknown = sorted(set(fields) - set(schema))
   if unknown:
@@ -104,9 +104,7 @@ def check_schema(config: ml_collections.ConfigDict) -> None:
 def check_data(data: ml_collections.ConfigDict) -> None:
   """Raises ConfigError for a `config.data` whose fields cannot work."""
   source = data.source
-  if not isinstance(source, str) or not (
-      source in data_lib.SOURCES
-      or source.startswith("tfds:") and source != "tfds:"):
+  if not data_lib.known_source(source):
     raise ConfigError(f"config.data.source={source!r} is not a known source; "
                       f"use one of {', '.join(data_lib.SOURCES)}.")
   _choice(data.resize, data_lib.RESIZE_MODES, "data.resize")

@@ -48,6 +48,15 @@ def test_the_default_config_data_has_every_field_the_loaders_read():
 def test_every_listed_source_has_a_loader():
   assert set(sources._LOADERS) == set(data.SOURCES) - {"tfds:NAME"}
   assert set(data.TOY_SOURCES) <= set(data.SOURCES)
+  assert {"folder", "fashion_mnist", "mnist", "npz"} <= set(data.SOURCES)
+
+
+@pytest.mark.parametrize("source,known", [
+    ("folder", True), ("toy:8gaussians", True), ("tfds:cifar10", True),
+    ("tfds:", False), ("imagenet", False), ("toy:9gaussians", False),
+    (3, False)])
+def test_known_source_is_a_loader_key_or_a_tfds_name(source, known):
+  assert data.known_source(source) is known
 
 
 def test_data_error_is_the_user_error_of_wgan_jax_errors():

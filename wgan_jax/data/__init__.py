@@ -21,6 +21,7 @@ _EXPORTS = {
     "SYSTEM_DIRS": "wgan_jax.data.idx",
     "TOY_SOURCES": "wgan_jax.data.toy",
     "batch_indices": "wgan_jax.data.batching",
+    "known_source": "wgan_jax.data.sources",
     "load_dataset": "wgan_jax.data.sources",
     "toy_modes": "wgan_jax.data.toy",
     "toy_points": "wgan_jax.data.toy",

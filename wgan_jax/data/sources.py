@@ -47,8 +47,14 @@ _LOADERS: dict[str, Loader] = {
     **{name: toy.load for name in toy.TOY_SOURCES},
 }
 
-SOURCES = ("folder", "fashion_mnist", "mnist", "npz",
-           f"{tfds_source.PREFIX}NAME") + toy.TOY_SOURCES
+SOURCES = tuple(_LOADERS) + (f"{tfds_source.PREFIX}NAME",)
+
+
+def known_source(source: object) -> bool:
+  """Whether `source` names a loader: a key of the table, or tfds:NAME."""
+  return isinstance(source, str) and (
+      source in _LOADERS or source.startswith(tfds_source.PREFIX)
+      and source != tfds_source.PREFIX)
 
 
 def _loader(source: str) -> Loader:
