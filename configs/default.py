@@ -66,6 +66,21 @@ def base_config() -> ml_collections.ConfigDict:
 
   config.model = presets.model_config("dcgan")
 
+  # Class-conditional runs (config.model.num_classes > 0; the conditioning
+  # methods are config.model.generator_conditioning / critic_conditioning).
+  config.conditional = ml_collections.ConfigDict()
+  # Labels of generated images: 'uniform' over the classes, or 'data': the
+  # critic's fakes take the labels of its real batch (so the penalty's
+  # interpolates join images of one class) and the generator's are drawn
+  # with the data's class frequencies.
+  config.conditional.fake_labels = "uniform"
+  # Auxiliary classifier (critic_conditioning='ac'): cross-entropy weights
+  # of the critic (on real images) and of the generator (on its images), as
+  # improved_wgan_training's ACGAN_SCALE and ACGAN_SCALE_G.
+  config.conditional.ac_weight = 1.0
+  config.conditional.ac_generator_weight = 0.1
+  config.conditional.ac_classify_fakes = False  # the critic also classifies fakes
+
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = "adam"
   config.optimizer.generator_learning_rate = 1e-4
@@ -98,6 +113,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.kid_subsets = 100  # KID: mean and std over this many subsets
   config.eval.kid_subset_size = 1000  # KID: images per subset
   config.eval.pr_k = 3  # precision/recall: k-th nearest neighbour
+  # Class-conditional runs: the split whose real images measure the
+  # class-accuracy classifier (wgan_jax/classifier.py); "" holds out a
+  # seeded 10% of the training images instead (sources without splits).
+  config.eval.classifier_test_split = ""
   return config
 
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from wgan_jax import conditioning
 from wgan_jax import models
 from wgan_jax import presets
 
@@ -155,13 +156,14 @@ def test_generator_output_lies_in_the_activation_range(activation, low, high):
   assert float(x.max() - x.min()) > 0.1  # not collapsed to a constant
 
 
-def _cross_sample_jacobian(critic, variables, x):
+def _cross_sample_jacobian(critic, variables, x, labels=None):
   """max |dD(x)_i / dx_j| over i != j, and over i == j."""
   batch = x.shape[0]
   def scores(v):
     if "batch_stats" in variables:  # train mode: batch statistics
-      return critic.apply(variables, v, train=True, mutable=["batch_stats"])[0]
-    return critic.apply(variables, v)
+      return critic.apply(variables, v, labels, train=True,
+                          mutable=["batch_stats"])[0]
+    return conditioning.critic_scores(critic.apply(variables, v, labels))
   jac = jax.jit(jax.jacrev(scores))(x)
   jac = jnp.abs(jac.reshape(batch, batch, -1)).max(axis=-1)
   off_diagonal = jac * (1 - jnp.eye(batch))
@@ -174,14 +176,27 @@ def _cross_sample_jacobian(critic, variables, x):
     ("resnet32", (32, 32, 3), dict(width=8)),
     ("resnet64", (64, 64, 3), dict(width=2)),
     ("mlp", (2,), dict(width=16)),
+    # Class-conditional critics: every way of taking the label.
+    ("dcgan", (16, 16, 3), dict(width=4, num_classes=3,
+                                critic_conditioning="projection")),
+    ("dcgan", (16, 16, 3), dict(width=4, num_classes=3,
+                                critic_conditioning="ac")),
+    ("dcgan", (16, 16, 3), dict(width=4, num_classes=3,
+                                critic_conditioning="concat")),
+    ("resnet32", (32, 32, 3), dict(width=8, num_classes=3,
+                                   critic_conditioning="projection")),
+    ("mlp", (2,), dict(width=16, num_classes=3, critic_conditioning="concat",
+                       generator_conditioning="concat")),
 ])
 def test_gradient_penalty_critics_treat_samples_independently(preset, shape,
                                                               overrides):
   model = presets.model_config(preset, **overrides)
   _, critic = models.create_models(model, shape)
   x = jax.random.normal(jax.random.key(0), (4,) + shape)
-  variables = models.init_variables(critic, jax.random.key(1), x)
-  off, diag = _cross_sample_jacobian(critic, variables, x)
+  labels = (jnp.array([0, 1, 2, 1], jnp.int32) if model.num_classes
+            else None)
+  variables = models.init_variables(critic, jax.random.key(1), x, labels)
+  off, diag = _cross_sample_jacobian(critic, variables, x, labels)
   assert off == 0.0
   assert diag > 0.0
 

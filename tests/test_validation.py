@@ -62,7 +62,12 @@ def test_model_fields_are_checked_against_the_presets():
     ("data.resize", "squash", "config.data.resize='squash'"),
     ("data.channels", 2, "config.data.channels=2"),
     ("data.source", "imagenet", "config.data.source='imagenet' is not a known"),
-    ("model.num_classes", 3, "class-conditional models are not built yet"),
+    ("model.num_classes", 1, "one class is no condition"),
+    ("model.num_classes", -2, "config.model.num_classes=-2"),
+    ("model.critic_conditioning", "none", "config.model.critic_conditioning='none' is not one of"),
+    ("model.generator_conditioning", "film", "config.model.generator_conditioning='film'"),
+    ("conditional.fake_labels", "balanced", "config.conditional.fake_labels='balanced'"),
+    ("conditional.ac_weight", -1.0, "config.conditional.ac_weight must be >= 0"),
     ("eval.num_samples", 1, "config.eval.num_samples .* must be >= 4"),
     ("eval.eval_every", -1, "config.eval.eval_every"),
     ("clip_value", 0.0, None),  # only refused for a clipping loss

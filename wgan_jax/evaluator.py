@@ -95,6 +95,7 @@ class Settings:
   kid_subsets: int
   kid_subset_size: int
   pr_k: int
+  classifier_test_split: str = ""
 
 
 def read_settings(eval_config: Mapping[str, Any] | None = None,

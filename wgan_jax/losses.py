@@ -150,6 +150,13 @@ def gradient_penalty(critic_fn: Callable[[Array], Array], real: Array,
   return jnp.mean(penalty(norms)), norms
 
 
+def class_cross_entropy(logits: Array, labels: Array) -> Array:
+  """Mean softmax cross-entropy of logits [B, K] for int labels [B]: the
+  auxiliary classifier's term (AC-GAN), over all K classes."""
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=-1))
+
+
 def drift_penalty(d_real: Array) -> Array:
   """E[D(real)^2]: keeps critic outputs near 0 (Karras et al. 2018's epsilon drift)."""
   return jnp.mean(jnp.square(d_real))

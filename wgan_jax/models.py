@@ -4,8 +4,10 @@ All modules are Flax linen and pure: `module.apply(variables, x, labels)`.
 Images are NHWC float32. Generators map z [B, z_dim] to images [B, H, W, C]
 (or points [B, 2] for the MLP); critics map images to one unbounded score per
 sample, shape [B]. `labels` (int32 [B]) is for class-conditional models
-(config.model.num_classes > 0); the architectures here are unconditional
-(num_classes = 0) and take labels=None.
+(config.model.num_classes > 0): how each network takes it is a method of
+wgan_jax/conditioning.py, called inside the architecture; unconditional
+networks (num_classes = 0) take labels=None. A critic with an auxiliary
+classifier ('ac') returns (scores [B], class_logits [B, K]).
 
 `ARCHS` maps config.model.arch to an `Arch`: how to build the two networks,
 which data shapes it supports, and how to shrink it for a smoke run. Adding
@@ -19,6 +21,7 @@ whose derivatives of every order stay fast on XLA:CPU.
 """
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, Sequence
 
@@ -27,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from wgan_jax import conditioning as conditioning_lib
 from wgan_jax import convolutions
 
 Array = jax.Array
@@ -116,15 +120,17 @@ class ConvTranspose(nn.Module):
     return y
 
 
-def _unconditional(labels: Array | None) -> None:
-  if labels is not None:
-    raise ValueError("This network is unconditional (config.model.num_classes "
-                     "= 0): call it with labels=None.")
-
-
 def _batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
   return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
                       epsilon=_BN_EPSILON, name=name)
+
+
+def _generator_norm(module: nn.Module, labels: Array | None, train: bool,
+                    name: str | None = None) -> Callable[[Array], Array]:
+  """A generator's batch norm: plain, or per class if its conditioning says so."""
+  return conditioning_lib.generator_batch_norm(
+      module.conditioning, labels, module.num_classes, train, _BN_MOMENTUM,
+      _BN_EPSILON, name)
 
 
 # ----------------------------------------------------------------------------
@@ -180,11 +186,13 @@ class DCGANGenerator(nn.Module):
   output_activation: str = "tanh"
   init_scheme: str = "dcgan"
   dtype: Any = jnp.float32
+  num_classes: int = 0  # 0: unconditional
+  conditioning: str = conditioning_lib.UNCONDITIONAL  # conditioning_lib.GENERATOR_METHODS
+  embedding_dim: int = 0  # label embedding ('concat')
 
   @nn.compact
   def __call__(self, z: Array, labels: Array | None = None,
                train: bool = True) -> Array:
-    _unconditional(labels)
     height, width, channels = self.output_shape
     upsampling = math.prod(self.strides) * self.output_stride
     base = height // upsampling
@@ -195,12 +203,15 @@ class DCGANGenerator(nn.Module):
     kernel_init, bias_init = _initializers(self.init_scheme)
     act = _activation(self.activation, self.leaky_relu_slope)
     bn = self.norm == "batch"
+    norm = functools.partial(_generator_norm, self, labels, train)
+    z = conditioning_lib.GENERATOR_METHODS[self.conditioning].prepare_noise(
+        z, labels, self.num_classes, self.embedding_dim)
 
     x = nn.Dense(base * base * self.base_features, use_bias=not bn,
                  kernel_init=kernel_init, bias_init=bias_init,
                  dtype=self.dtype)(z)
     if bn:
-      x = _batch_norm(train)(x)
+      x = norm()(x)
     x = act(x)
     x = x.reshape(z.shape[0], base, base, self.base_features)
     for feat, stride in zip(self.features, self.strides):
@@ -208,7 +219,7 @@ class DCGANGenerator(nn.Module):
                         kernel_init=kernel_init, bias_init=bias_init,
                         dtype=self.dtype)(x)
       if bn:
-        x = _batch_norm(train)(x)
+        x = norm()(x)
       x = act(x)
     x = ConvTranspose(channels, self.kernel_size, self.output_stride,
                       kernel_init=kernel_init, bias_init=bias_init,
@@ -228,11 +239,14 @@ class DCGANCritic(nn.Module):
   leaky_relu_slope: float = 0.2
   init_scheme: str = "dcgan"
   dtype: Any = jnp.float32
+  num_classes: int = 0  # 0: unconditional
+  conditioning: str = conditioning_lib.UNCONDITIONAL  # conditioning_lib.CRITIC_METHODS
 
   @nn.compact
   def __call__(self, x: Array, labels: Array | None = None,
-               train: bool = True) -> Array:
-    _unconditional(labels)
+               train: bool = True) -> conditioning_lib.CriticOutput:
+    method = conditioning_lib.CRITIC_METHODS[self.conditioning]
+    x = method.prepare_input(x, labels, self.num_classes)
     kernel_init, bias_init = _initializers(self.init_scheme)
     for i, (feat, stride) in enumerate(zip(self.features, self.strides)):
       norm = self.norm if i > 0 else "none"
@@ -242,9 +256,9 @@ class DCGANCritic(nn.Module):
       x = _critic_norm(norm, train)(x)
       x = nn.leaky_relu(x, self.leaky_relu_slope)
     x = x.reshape(x.shape[0], -1)
-    x = nn.Dense(1, kernel_init=kernel_init, bias_init=bias_init,
-                 dtype=self.dtype)(x)
-    return x[:, 0].astype(jnp.float32)
+    return method.head(x, nn.Dense(1, kernel_init=kernel_init,
+                                   bias_init=bias_init, dtype=self.dtype),
+                       labels, self.num_classes)
 
 
 def _critic_norm(norm: str, train: bool) -> Callable[[Array], Array]:
@@ -288,12 +302,15 @@ class ResidualBlock(nn.Module):
   resample: str | None = None
   norm: str = "none"  # 'batch' (generator), 'layer' or 'none' (critic)
   dtype: Any = jnp.float32
+  num_classes: int = 0  # generator blocks: conditional batch norm ('cbn')
+  conditioning: str = conditioning_lib.UNCONDITIONAL
 
   @nn.compact
-  def __call__(self, x: Array, train: bool = True) -> Array:
+  def __call__(self, x: Array, train: bool = True,
+               labels: Array | None = None) -> Array:
     in_features = x.shape[-1]
     if self.norm == "batch":
-      normalize = lambda name: _batch_norm(train, name)  # noqa: E731
+      normalize = functools.partial(_generator_norm, self, labels, train)
     else:
       normalize = lambda name: _critic_norm(self.norm, train)  # noqa: E731
 
@@ -330,21 +347,26 @@ class ResNetGenerator(nn.Module):
   width: int = 128
   output_activation: str = "tanh"
   dtype: Any = jnp.float32
+  num_classes: int = 0  # 0: unconditional
+  conditioning: str = conditioning_lib.UNCONDITIONAL  # conditioning_lib.GENERATOR_METHODS
+  embedding_dim: int = 0  # label embedding ('concat')
 
   @nn.compact
   def __call__(self, z: Array, labels: Array | None = None,
                train: bool = True) -> Array:
-    _unconditional(labels)
     height, _, channels = self.output_shape
     n_up = round(math.log2(height / 4))
     if 4 * 2 ** n_up != height:
       raise ValueError(f"ResNet generator needs H = 4*2^n, got {height}.")
     multipliers = _resnet_multipliers(height, n_up)
+    z = conditioning_lib.GENERATOR_METHODS[self.conditioning].prepare_noise(
+        z, labels, self.num_classes, self.embedding_dim)
     x = nn.Dense(4 * 4 * multipliers[0] * self.width, dtype=self.dtype)(z)
     x = x.reshape(z.shape[0], 4, 4, multipliers[0] * self.width)
     for m in multipliers[1:]:
-      x = ResidualBlock(m * self.width, "up", "batch", self.dtype)(x, train)
-    x = nn.relu(_batch_norm(train)(x))
+      x = ResidualBlock(m * self.width, "up", "batch", self.dtype,
+                        self.num_classes, self.conditioning)(x, train, labels)
+    x = nn.relu(_generator_norm(self, labels, train)(x))
     x = Conv(channels, 3, dtype=self.dtype)(x)
     return output_activation(self.output_activation)(x.astype(jnp.float32))
 
@@ -367,11 +389,14 @@ class ResNetCritic(nn.Module):
   width: int = 128
   norm: str = "none"
   dtype: Any = jnp.float32
+  num_classes: int = 0  # 0: unconditional
+  conditioning: str = conditioning_lib.UNCONDITIONAL  # conditioning_lib.CRITIC_METHODS
 
   @nn.compact
   def __call__(self, x: Array, labels: Array | None = None,
-               train: bool = True) -> Array:
-    _unconditional(labels)
+               train: bool = True) -> conditioning_lib.CriticOutput:
+    method = conditioning_lib.CRITIC_METHODS[self.conditioning]
+    x = method.prepare_input(x, labels, self.num_classes)
     height = x.shape[1]
     w = self.width
     if height == 32:
@@ -391,7 +416,8 @@ class ResNetCritic(nn.Module):
       for i in range(n_down):
         x = ResidualBlock(min(8, 2 ** (i + 1)) * w, "down", self.norm, self.dtype)(x, train)
       x = x.reshape(x.shape[0], -1)
-    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
+    return method.head(x, nn.Dense(1, dtype=self.dtype), labels,
+                       self.num_classes)
 
 
 # ----------------------------------------------------------------------------
@@ -406,13 +432,16 @@ class MLPGenerator(nn.Module):
   layers: int = 3
   output_activation: str = "linear"
   dtype: Any = jnp.float32
+  num_classes: int = 0  # 0: unconditional
+  conditioning: str = conditioning_lib.UNCONDITIONAL  # conditioning_lib.GENERATOR_METHODS
+  embedding_dim: int = 0  # label embedding ('concat')
 
   @nn.compact
   def __call__(self, z: Array, labels: Array | None = None,
                train: bool = True) -> Array:
-    _unconditional(labels)
     del train  # no batch statistics
-    x = z
+    x = conditioning_lib.GENERATOR_METHODS[self.conditioning].prepare_noise(
+        z, labels, self.num_classes, self.embedding_dim)
     for _ in range(self.layers):
       x = nn.relu(nn.Dense(self.width, dtype=self.dtype)(x))
     x = nn.Dense(math.prod(self.output_shape), dtype=self.dtype)(x)
@@ -425,16 +454,20 @@ class MLPCritic(nn.Module):
   width: int = 512
   layers: int = 3
   dtype: Any = jnp.float32
+  num_classes: int = 0  # 0: unconditional
+  conditioning: str = conditioning_lib.UNCONDITIONAL  # conditioning_lib.CRITIC_METHODS
 
   @nn.compact
   def __call__(self, x: Array, labels: Array | None = None,
-               train: bool = True) -> Array:
-    _unconditional(labels)
+               train: bool = True) -> conditioning_lib.CriticOutput:
     del train
+    method = conditioning_lib.CRITIC_METHODS[self.conditioning]
+    x = method.prepare_input(x, labels, self.num_classes)
     x = x.reshape(x.shape[0], -1)
     for _ in range(self.layers):
       x = nn.relu(nn.Dense(self.width, dtype=self.dtype)(x))
-    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
+    return method.head(x, nn.Dense(1, dtype=self.dtype), labels,
+                       self.num_classes)
 
 
 # ----------------------------------------------------------------------------
@@ -442,23 +475,35 @@ class MLPCritic(nn.Module):
 # ----------------------------------------------------------------------------
 
 
+def _conditioning_fields(
+    model: ml_collections.ConfigDict) -> tuple[dict[str, Any], dict[str, Any]]:
+  """The conditioning fields of (generator, critic) for a config.model."""
+  generator_method, critic_method = conditioning_lib.methods(model)
+  return (dict(num_classes=model.num_classes, conditioning=generator_method,
+               embedding_dim=model.label_embedding_dim),
+          dict(num_classes=model.num_classes, conditioning=critic_method))
+
+
 def _build_mlp(model: ml_collections.ConfigDict, data_shape: Shape,
                dtype: Any) -> tuple[nn.Module, nn.Module]:
+  generator_fields, critic_fields = _conditioning_fields(model)
   return (MLPGenerator(tuple(data_shape), model.width, model.mlp_layers,
-                       model.output_activation, dtype),
-          MLPCritic(model.width, model.mlp_layers, dtype))
+                       model.output_activation, dtype, **generator_fields),
+          MLPCritic(model.width, model.mlp_layers, dtype, **critic_fields))
 
 
 def _build_resnet(model: ml_collections.ConfigDict, data_shape: Shape,
                   dtype: Any) -> tuple[nn.Module, nn.Module]:
+  generator_fields, critic_fields = _conditioning_fields(model)
   return (ResNetGenerator(tuple(data_shape), model.width,
-                          model.output_activation, dtype),
-          ResNetCritic(model.width, model.critic_norm, dtype))
+                          model.output_activation, dtype, **generator_fields),
+          ResNetCritic(model.width, model.critic_norm, dtype, **critic_fields))
 
 
 def _build_dcgan(model: ml_collections.ConfigDict, data_shape: Shape,
                  dtype: Any) -> tuple[nn.Module, nn.Module]:
   layout = dcgan_layout(model, data_shape[0])
+  generator_fields, critic_fields = _conditioning_fields(model)
   generator = DCGANGenerator(
       output_shape=tuple(data_shape),
       base_features=layout["generator_base_features"],
@@ -469,12 +514,12 @@ def _build_dcgan(model: ml_collections.ConfigDict, data_shape: Shape,
       activation=model.generator_activation,
       leaky_relu_slope=model.leaky_relu_slope,
       output_activation=model.output_activation, init_scheme=model.init,
-      dtype=dtype)
+      dtype=dtype, **generator_fields)
   critic = DCGANCritic(
       features=layout["critic_features"], strides=layout["critic_strides"],
       kernel_size=model.kernel_size, norm=model.critic_norm,
       leaky_relu_slope=model.leaky_relu_slope, init_scheme=model.init,
-      dtype=dtype)
+      dtype=dtype, **critic_fields)
   return generator, critic
 
 
@@ -484,9 +529,22 @@ def _square_image_problem(data_shape: Shape) -> str | None:
   return None
 
 
+def _conditional_norm_problem(model: ml_collections.ConfigDict,
+                              has_batch_norm: bool) -> str | None:
+  generator_method, _ = conditioning_lib.methods(model)
+  if (conditioning_lib.GENERATOR_METHODS[generator_method].conditional_norm
+      and not has_batch_norm):
+    return (f"has no batch norm in its generator for "
+            f"generator_conditioning={generator_method!r}: use 'concat'"
+            + (" or set config.model.generator_norm='batch'"
+               if model.arch == "dcgan" else ""))
+  return None
+
+
 def _dcgan_problem(model: ml_collections.ConfigDict,
                    data_shape: Shape) -> str | None:
-  problem = _square_image_problem(data_shape)
+  problem = (_square_image_problem(data_shape)
+             or _conditional_norm_problem(model, model.generator_norm == "batch"))
   if problem:
     return problem
   size = data_shape[0]
@@ -521,7 +579,9 @@ def _resnet_problem(model: ml_collections.ConfigDict,
 
 def _points_problem(model: ml_collections.ConfigDict,
                     data_shape: Shape) -> str | None:
-  del model
+  problem = _conditional_norm_problem(model, has_batch_norm=False)
+  if problem:
+    return problem
   if len(data_shape) != 1:
     return (f"is for 2-D points (toy sources), the data has shape "
             f"{tuple(data_shape)}: use the 'dcgan' or 'resnet' presets")

@@ -30,7 +30,14 @@ Fields (all presets carry every field, so a locked config accepts overrides):
   init: 'dcgan' (weights ~ N(0, 0.02), biases 0) | 'default' (Flax defaults).
   mlp_layers: hidden layers of the MLP generator and critic.
   num_classes: classes of a class-conditional model; 0 = unconditional (the
-    networks take labels=None).
+    networks take labels=None). It must equal the data's class count.
+  generator_conditioning: how a conditional generator takes the label:
+    'cbn' (per-class batch-norm scale and shift) | 'concat' (an embedding
+    concatenated with z); wgan_jax/conditioning.py.
+  critic_conditioning: 'projection' (Miyato & Koyama 2018) | 'ac' (an
+    auxiliary classifier head that never sees the label) | 'concat' (label
+    planes appended to the image).
+  label_embedding_dim: width of the generator's label embedding ('concat').
   dtype: 'float32' | 'bfloat16': the dtype of convolutions and matmuls
     (parameters, batch-norm statistics, outputs and the gradient penalty's
     norm stay float32). bfloat16 is for accelerators; XLA:CPU runs it slower.
@@ -60,6 +67,9 @@ _BASE: dict[str, Any] = dict(
     init="dcgan",
     mlp_layers=3,
     num_classes=0,
+    generator_conditioning="cbn",
+    critic_conditioning="projection",
+    label_embedding_dim=64,
     dtype="float32",
 )
 

@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 
 from wgan_jax import checkpointing
+from wgan_jax import conditioning
 from wgan_jax import models
 from wgan_jax.data import transforms
 from wgan_jax.errors import UserError
@@ -39,6 +40,10 @@ INTERPOLATION_METHODS = ("linear", "spherical")
 
 class IncompatibleCheckpointError(UserError, ValueError):
   """A checkpoint's arrays do not fit the current model code."""
+
+
+class LabelError(UserError, ValueError):
+  """Labels that the network cannot take (none, missing, out of range)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +63,11 @@ class Generator:
   @property
   def output_activation(self) -> str:
     return self.config.model.output_activation
+
+  @property
+  def num_classes(self) -> int:
+    """0 for an unconditional generator."""
+    return self.config.model.num_classes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,55 +175,112 @@ def interpolate(z_a: Any, z_b: Any, num: int,
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _apply_eval(module: nn.Module, variables: dict[str, Any],
-                x: jax.Array) -> jax.Array:
-  return module.apply(variables, x, train=False)
+def _apply_eval(module: nn.Module, variables: dict[str, Any], x: jax.Array,
+                labels: jax.Array | None) -> Any:
+  return module.apply(variables, x, labels, train=False)
 
 
 def _apply_batched(module: nn.Module, variables: dict[str, Any], x: Any,
-                   batch_size: int) -> np.ndarray:
-  """Eval-mode module outputs for x [N, ...], `batch_size` rows at a time."""
+                   batch_size: int, labels: Any = None) -> Any:
+  """Eval-mode module outputs for x [N, ...] (and labels [N]), `batch_size` rows at a time.
+
+  A tuple output (a critic with a class head) comes back as a tuple of arrays.
+  """
   x = jnp.asarray(x, jnp.float32)
-  out = [np.asarray(_apply_eval(module, variables, x[i:i + batch_size]))
+  labels = None if labels is None else jnp.asarray(labels, jnp.int32)
+  out = [jax.device_get(_apply_eval(
+      module, variables, x[i:i + batch_size],
+      None if labels is None else labels[i:i + batch_size]))
          for i in range(0, x.shape[0], batch_size)]
-  return np.concatenate(out) if out else np.zeros((0,), np.float32)
+  if not out:
+    return np.zeros((0,), np.float32)
+  return jax.tree.map(lambda *parts: np.concatenate(parts), *out)
 
 
 def generate(module: nn.Module, variables: dict[str, Any], z: jax.Array,
-             batch_size: int = 256) -> np.ndarray:
+             labels: Any = None, batch_size: int = 256) -> np.ndarray:
   """Generator outputs in the model's range (eval mode: running BN averages).
 
-  Runs in batches of `batch_size`, so any number of samples fits in memory.
+  Args:
+    z: float [N, z_dim].
+    labels: int [N] classes for a class-conditional generator, else None.
+    batch_size: rows per call, so any number of samples fits in memory.
+
   Returns float32 [N, *data_shape].
   """
-  return _apply_batched(module, variables, z, batch_size)
+  return _apply_batched(module, variables, z, batch_size, labels)
+
+
+def check_labels(num_classes: int, labels: Any, num: int) -> np.ndarray | None:
+  """Labels int32 [num] in [0, num_classes) for a conditional network, None otherwise.
+
+  Raises LabelError for labels given to an unconditional network, missing
+  labels for a conditional one, or a class out of range.
+  """
+  if not num_classes:
+    if labels is not None:
+      raise LabelError("This generator is unconditional (trained without "
+                      "class labels): it takes no labels.")
+    return None
+  if labels is None:
+    raise LabelError(f"This generator is class-conditional ({num_classes} "
+                    "classes): give a label per sample.")
+  labels = np.broadcast_to(np.asarray(labels), (num,)).astype(np.int32)
+  bad = labels[(labels < 0) | (labels >= num_classes)]
+  if len(bad):
+    raise LabelError(f"label {int(bad[0])} is not a class of this generator: "
+                    f"use 0 .. {num_classes - 1}.")
+  return labels
+
+
+def class_rows(z: Any, num_classes: int) -> tuple[np.ndarray, np.ndarray, int]:
+  """Inputs of a grid with one row per class, the same noise down each column.
+
+  Args:
+    z: float [N, z_dim].
+    num_classes: K > 0.
+
+  Returns:
+    (z' float32 [K * C, z_dim], labels int32 [K * C], C): C = max(1, N // K)
+    columns; row k is class k, and column c holds z[c] in every row.
+  """
+  z = np.asarray(z, np.float32)
+  columns = max(1, len(z) // num_classes)
+  labels = np.repeat(np.arange(num_classes, dtype=np.int32), columns)
+  return np.tile(z[:columns], (num_classes, 1)), labels, columns
 
 
 def sample(generator: Generator, z: jax.Array,
            labels: Any = None) -> np.ndarray:
   """Samples for noise z [N, z_dim]: uint8 [N, H, W, C] images, or float32 points [N, D].
 
-  `labels` is for class-conditional runs, which this version does not train:
-  passing labels is an error rather than silently ignored.
+  Args:
+    labels: for a class-conditional generator, the class of each sample:
+      int [N], or one int for all; must be None for an unconditional one.
   """
-  if labels is not None:
-    raise ValueError("This generator is unconditional: it takes no labels.")
   z = jnp.asarray(z)
   if z.ndim != 2 or z.shape[1] != generator.z_dim:
     raise ValueError(f"z must have shape [N, {generator.z_dim}], got {z.shape}.")
-  out = generate(generator.module, generator.variables, z)
+  labels = check_labels(generator.num_classes, labels, z.shape[0])
+  out = generate(generator.module, generator.variables, z, labels)
   if len(generator.data_shape) != 3:
     return out
   return transforms.to_uint8(out, generator.output_activation)
 
 
-def critic_values(critic: Critic, x: Any, batch_size: int = 4096) -> np.ndarray:
-  """Critic scores float32 [N] of examples x [N, *data_shape] in model range."""
+def critic_values(critic: Critic, x: Any, labels: Any = None,
+                  batch_size: int = 4096) -> np.ndarray:
+  """Critic scores float32 [N] of examples x [N, *data_shape] in model range.
+
+  `labels` (int [N]) is for a class-conditional critic.
+  """
   x = jnp.asarray(x)
   if x.shape[1:] != critic.data_shape:
     raise ValueError(f"x must have shape [N, *{critic.data_shape}], got "
                      f"{x.shape}.")
-  return _apply_batched(critic.module, critic.variables, x, batch_size)
+  labels = check_labels(critic.config.model.num_classes, labels, x.shape[0])
+  return conditioning.critic_scores(
+      _apply_batched(critic.module, critic.variables, x, batch_size, labels))
 
 
 def _load_network(workdir: str, step: int | None, network: str):
@@ -233,9 +300,11 @@ def _load_network(workdir: str, step: int | None, network: str):
       "critic": (critic, (1,) + data_shape),
   }[network]
   example = jax.ShapeDtypeStruct(example_shape, jnp.float32)
+  labels = (jax.ShapeDtypeStruct((1,), jnp.int32)
+            if config.model.num_classes else None)
   abstract = jax.eval_shape(
       functools.partial(models.init_variables, module), jax.random.key(0),
-      example)
+      example, labels)
   restored = checkpointing.restore_network(workdir, network, {
       "params": abstract["params"],
       "batch_stats": abstract.get("batch_stats", {}),

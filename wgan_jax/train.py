@@ -176,11 +176,18 @@ def parameter_overview(state: train_step.TrainState) -> str:
 
 def _write_samples(workdir: str, writer: run_logs.MetricWriter,
                    gan: train_step.GAN, state: train_step.TrainState,
-                   z: jax.Array, step: int) -> None:
-  out = sampling.generate(gan.generator, state.generator.variables, z)
+                   z: jax.Array, step: int,
+                   class_names: tuple[str, ...] = ()) -> None:
+  """The fixed-noise grid; class-conditional: one row per class, named."""
+  labels, columns, row_labels = None, None, None
+  if gan.num_classes:
+    z, labels, columns = sampling.class_rows(z, gan.num_classes)
+    row_labels = list(class_names) or None
+  out = sampling.generate(gan.generator, state.generator.variables, z, labels)
   if len(gan.data_shape) != 3:
     return  # 2-D toy points: `generate landscape` draws them
-  grid = images.make_grid(transforms.to_uint8(out, gan.output_activation))
+  grid = images.make_grid(transforms.to_uint8(out, gan.output_activation),
+                          columns, row_labels)
   images.save_png(run_logs.sample_path(workdir, step), grid)
   writer.write_image(step, "samples", grid)
 
@@ -280,7 +287,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   logging.info("Dataset: %s", dataset)
   data_shape = tuple(dataset.example_shape)
   validation.check_data_shape(config, data_shape)
-  gan = train_step.create_gan(config, data_shape)
+  validation.check_labels(config, dataset)
+  gan = train_step.create_gan(config, data_shape, dataset.class_frequencies)
   mesh = parallel.make_mesh()
   step_fn, step_inputs = input_feed(config, dataset, gan, mesh)
   facts = validation.math_facts(
@@ -325,7 +333,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   def samples(done: int, state: train_step.TrainState) -> None:
     if parallel.is_primary():
-      _write_samples(workdir, writer, gan, state, z_fixed, done)
+      _write_samples(workdir, writer, gan, state, z_fixed, done,
+                     dataset.class_names)
 
   def checkpoint(done: int, state: train_step.TrainState) -> None:
     # Checked before every save, so a saved state is always a good one.

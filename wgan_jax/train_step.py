@@ -4,6 +4,12 @@ One jitted call per generator step. The critic updates run inside the call
 (`lax.scan`, unrolled on CPU), each on its own real batch, noise and
 interpolation weights. All randomness derives from (config.seed, step), so a
 resumed run replays exactly the same numbers.
+
+Class-conditional GANs (num_classes > 0) read the batch's labels: the
+critic scores real images with their labels and fakes with the labels they
+were generated for; the gradient penalty is taken at interpolates paired
+with the labels of their real images; a critic with an auxiliary classifier
+adds the classifier's cross-entropy to both players' losses.
 """
 
 import dataclasses
@@ -19,6 +25,7 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
+from wgan_jax import conditioning
 from wgan_jax import losses
 from wgan_jax import models
 from wgan_jax import optimizers
@@ -34,6 +41,10 @@ Batch = dict[str, Array]
 # fold_in constants that separate the random streams of one seed.
 INIT_STREAM = 0
 TRAIN_STREAM = 1
+# fold_in constant of the labels of generated images, within a step's key
+# (a separate stream: the other draws of a step stay as they were).
+LABEL_STREAM = 7
+FAKE_LABEL_MODES = ("uniform", "data")
 
 
 @flax.struct.dataclass
@@ -82,12 +93,29 @@ class GAN:
   output_activation: str
   random_flip: bool
   unroll_critic: bool  # unroll the critic loop instead of a rolled scan
+  # Class-conditional runs (config.conditional); unused when num_classes = 0.
+  critic_classifier: bool = False  # the critic has an AC head
+  fake_labels: str = "uniform"  # FAKE_LABEL_MODES
+  class_frequencies: tuple[float, ...] = ()  # of the data, for 'data'
+  ac_weight: float = 0.0
+  ac_generator_weight: float = 0.0
+  ac_classify_fakes: bool = False
 
 
 def create_gan(config: ml_collections.ConfigDict,
-               data_shape: tuple[int, ...]) -> GAN:
-  """The static GAN for a (validated) config and per-example data shape."""
+               data_shape: tuple[int, ...],
+               class_frequencies: tuple[float, ...] = ()) -> GAN:
+  """The static GAN for a (validated) config and per-example data shape.
+
+  Args:
+    class_frequencies: the data's class frequencies [num_classes]
+      (data.class_frequencies); needed to train with
+      config.conditional.fake_labels='data'.
+  """
   generator, critic = models.create_models(config.model, data_shape)
+  _, critic_method = conditioning.methods(config.model)
+  classifier = conditioning.CRITIC_METHODS[critic_method].classifier
+  cond = config.conditional
   opt = config.optimizer
   loss = losses.get(config.loss)
   clip = config.clip_value if loss.weight_clipping else None
@@ -114,12 +142,23 @@ def create_gan(config: ml_collections.ConfigDict,
       output_activation=config.model.output_activation,
       random_flip=bool(config.data.random_flip) and len(data_shape) == 3,
       unroll_critic=loop == "unroll",
+      critic_classifier=classifier,
+      fake_labels=cond.fake_labels,
+      class_frequencies=tuple(float(f) for f in class_frequencies),
+      ac_weight=cond.ac_weight if classifier else 0.0,
+      ac_generator_weight=cond.ac_generator_weight if classifier else 0.0,
+      ac_classify_fakes=bool(cond.ac_classify_fakes) and classifier,
   )
 
 
+def _example_labels(gan: GAN) -> Array | None:
+  """Labels of a 1-example batch for init: None for unconditional GANs."""
+  return jnp.zeros((1,), jnp.int32) if gan.num_classes else None
+
+
 def _init_net(module: nn.Module, tx: optax.GradientTransformation, key: Array,
-              example: Array) -> NetState:
-  variables = models.init_variables(module, key, example)
+              example: Array, labels: Array | None) -> NetState:
+  variables = models.init_variables(module, key, example, labels)
   return NetState(params=variables["params"],
                   batch_stats=variables.get("batch_stats", {}),
                   opt_state=tx.init(variables["params"]))
@@ -132,9 +171,11 @@ def create_train_state(gan: GAN) -> TrainState:
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       generator=_init_net(gan.generator, gan.generator_tx, generator_key,
-                          jnp.zeros((1, gan.z_dim), jnp.float32)),
+                          jnp.zeros((1, gan.z_dim), jnp.float32),
+                          _example_labels(gan)),
       critic=_init_net(gan.critic, gan.critic_tx, critic_key,
-                       jnp.zeros((1,) + gan.data_shape, jnp.float32)),
+                       jnp.zeros((1,) + gan.data_shape, jnp.float32),
+                       _example_labels(gan)),
   )
 
 
@@ -157,6 +198,21 @@ class StepNoise(NamedTuple):
   eps: Array  # float32 [n_critic, B], GP interpolation weights U[0, 1]
   flips: Array  # bool [n_critic, B], horizontal flips of the real images
   generator_z: Array  # float32 [B, z_dim]
+  # int32 labels of the fakes (zeros when unconditional); with
+  # fake_labels='data' the critic's fakes take the real batch's instead.
+  critic_labels: Array  # [n_critic, B]
+  generator_labels: Array  # [B]
+
+
+def sample_labels(gan: GAN, key: Array, shape: tuple[int, ...]) -> Array:
+  """int32 labels of generated images: uniform, or with the data's frequencies."""
+  if gan.fake_labels == "data":
+    if len(gan.class_frequencies) != gan.num_classes:
+      raise ValueError("fake_labels='data' needs the data's class "
+                       "frequencies: create_gan(..., class_frequencies=...).")
+    logits = jnp.log(jnp.asarray(gan.class_frequencies, jnp.float32))
+    return jax.random.categorical(key, logits, shape=shape).astype(jnp.int32)
+  return jax.random.randint(key, shape, 0, gan.num_classes, jnp.int32)
 
 
 def step_noise(gan: GAN, step: Array) -> StepNoise:
@@ -167,11 +223,22 @@ def step_noise(gan: GAN, step: Array) -> StepNoise:
   shape = (gan.n_critic, gan.batch_size)
   flips = (jax.random.bernoulli(flip_key, 0.5, shape) if gan.random_flip
            else jnp.zeros(shape, bool))
+  if gan.num_classes:
+    critic_label_key, generator_label_key = jax.random.split(
+        jax.random.fold_in(key, LABEL_STREAM))
+    critic_labels = sample_labels(gan, critic_label_key, shape)
+    generator_labels = sample_labels(gan, generator_label_key,
+                                     (gan.batch_size,))
+  else:
+    critic_labels = jnp.zeros(shape, jnp.int32)
+    generator_labels = jnp.zeros((gan.batch_size,), jnp.int32)
   return StepNoise(
       critic_z=jax.random.normal(z_key, shape + (gan.z_dim,)),
       eps=jax.random.uniform(eps_key, shape),
       flips=flips,
       generator_z=jax.random.normal(generator_key, (gan.batch_size, gan.z_dim)),
+      critic_labels=critic_labels,
+      generator_labels=generator_labels,
   )
 
 
@@ -184,13 +251,23 @@ def prepare_reals(gan: GAN, reals: Array, flips: Array) -> Array:
 
 
 def critic_objective(gan: GAN, critic_params: Any, critic_batch_stats: Any,
-                     real: Array, fake: Array,
-                     eps: Array) -> tuple[Array, tuple[Metrics, Any]]:
-  """The critic's loss on one batch, with its metrics and new batch stats."""
-  d_real, stats = apply_model(gan.critic, critic_params, critic_batch_stats,
-                              real, train=True)
-  d_fake, stats = apply_model(gan.critic, critic_params, stats, fake,
-                              train=True)
+                     real: Array, fake: Array, eps: Array,
+                     real_labels: Array | None = None,
+                     fake_labels: Array | None = None
+                     ) -> tuple[Array, tuple[Metrics, Any]]:
+  """The critic's loss on one batch, with its metrics and new batch stats.
+
+  Args:
+    real, fake: [B, *data_shape] in the model's range (fake detached).
+    eps: [B] interpolation weights of the gradient penalty.
+    real_labels, fake_labels: int32 [B] (class-conditional GANs), else None.
+  """
+  real_out, stats = apply_model(gan.critic, critic_params, critic_batch_stats,
+                                real, train=True, labels=real_labels)
+  fake_out, stats = apply_model(gan.critic, critic_params, stats, fake,
+                                train=True, labels=fake_labels)
+  d_real, real_logits = conditioning.split_critic_output(real_out)
+  d_fake, fake_logits = conditioning.split_critic_output(fake_out)
   loss = gan.loss.critic(d_real, d_fake)
   metrics = {
       "critic/real": jnp.mean(d_real),
@@ -199,7 +276,9 @@ def critic_objective(gan: GAN, critic_params: Any, critic_batch_stats: Any,
   }
   if gan.gp_weight:
     # A gradient-penalty critic has no batch statistics (config validation).
-    critic_fn = lambda x: gan.critic.apply({"params": critic_params}, x)  # noqa: E731
+    # Interpolates are scored with the labels of their real images.
+    critic_fn = lambda x: conditioning.critic_scores(  # noqa: E731
+        gan.critic.apply({"params": critic_params}, x, real_labels))
     penalty, norms = losses.gradient_penalty(critic_fn, real, fake, eps,
                                              gan.loss.penalty)
     loss += gan.gp_weight * penalty
@@ -209,20 +288,47 @@ def critic_objective(gan: GAN, critic_params: Any, critic_batch_stats: Any,
     drift = losses.drift_penalty(d_real)
     loss += gan.drift_weight * drift
     metrics["critic/drift"] = drift
+  if real_logits is not None:
+    # The classifier learns the classes from real images (and, if asked,
+    # from fakes), as improved_wgan_training's ACGAN_SCALE term.
+    classification = losses.class_cross_entropy(real_logits, real_labels)
+    metrics["critic/class_accuracy_real"] = _accuracy(real_logits, real_labels)
+    metrics["critic/class_accuracy_fake"] = _accuracy(fake_logits, fake_labels)
+    if gan.ac_classify_fakes:
+      classification += losses.class_cross_entropy(fake_logits, fake_labels)
+    loss += gan.ac_weight * classification
+    metrics["critic/classifier_loss"] = classification
   metrics["critic/loss"] = loss
   return loss, (metrics, stats)
 
 
+def _accuracy(logits: Array, labels: Array) -> Array:
+  return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+
+
 def generator_objective(gan: GAN, generator_params: Any,
                         generator_batch_stats: Any, critic: NetState,
-                        z: Array) -> tuple[Array, Any]:
-  """The generator's loss on fresh noise; the critic is a constant here."""
+                        z: Array, labels: Array | None = None
+                        ) -> tuple[Array, tuple[Metrics, Any]]:
+  """The generator's loss on fresh noise (and labels); the critic is a constant here.
+
+  Returns (loss, (metrics, new generator batch stats)).
+  """
   fake, stats = apply_model(gan.generator, generator_params,
-                            generator_batch_stats, z, train=True)
+                            generator_batch_stats, z, train=True,
+                            labels=labels)
   # Critic batch stats (if any) are not updated by the generator's pass.
-  d_fake, _ = apply_model(gan.critic, critic.params, critic.batch_stats, fake,
-                          train=True)
-  return gan.loss.generator(d_fake), stats
+  out, _ = apply_model(gan.critic, critic.params, critic.batch_stats, fake,
+                       train=True, labels=labels)
+  d_fake, logits = conditioning.split_critic_output(out)
+  loss = gan.loss.generator(d_fake)
+  metrics = {}
+  if logits is not None:
+    # Its images should be classified as the class they were made for.
+    classification = losses.class_cross_entropy(logits, labels)
+    loss += gan.ac_generator_weight * classification
+    metrics["generator/classifier_loss"] = classification
+  return loss, (metrics, stats)
 
 
 def train_step(gan: GAN, state: TrainState, batch: Batch,
@@ -249,19 +355,28 @@ def train_step(gan: GAN, state: TrainState, batch: Batch,
                functools.partial(_constrain_batch, sharding=data_sharding))
   reals = prepare_reals(gan, reals, noise.flips)
   generator = state.generator
+  conditional = gan.num_classes > 0
+  if conditional:
+    real_labels = batch["label"]
+    chex.assert_shape(real_labels, (gan.n_critic, gan.batch_size))
+    critic_fake_labels = (real_labels if gan.fake_labels == "data"
+                          else noise.critic_labels)
+  else:
+    real_labels = critic_fake_labels = noise.critic_labels  # zeros, unused
+  maybe = lambda labels: constrain(labels) if conditional else None  # noqa: E731
 
   def critic_update(carry, inputs):
     critic, generator_batch_stats = carry
-    real, z, eps = inputs
+    real, z, eps, real_y, fake_y = inputs
     fake, generator_batch_stats = apply_model(
         gan.generator, generator.params, generator_batch_stats,
-        constrain(z), train=True)
+        constrain(z), train=True, labels=maybe(fake_y))
     fake = jax.lax.stop_gradient(fake)
     grad_fn = jax.value_and_grad(
         functools.partial(critic_objective, gan), has_aux=True)
     (_, (metrics, batch_stats)), grads = grad_fn(
         critic.params, critic.batch_stats, constrain(real), fake,
-        constrain(eps))
+        constrain(eps), maybe(real_y), maybe(fake_y))
     updates, opt_state = gan.critic_tx.update(grads, critic.opt_state,
                                               critic.params)
     critic = NetState(params=optax.apply_updates(critic.params, updates),
@@ -274,14 +389,14 @@ def train_step(gan: GAN, state: TrainState, batch: Batch,
   # rolled scan compiles once per body and runs as fast.
   (critic, generator_batch_stats), critic_metrics = jax.lax.scan(
       critic_update, (state.critic, generator.batch_stats),
-      (reals, noise.critic_z, noise.eps),
+      (reals, noise.critic_z, noise.eps, real_labels, critic_fake_labels),
       unroll=gan.n_critic if gan.unroll_critic else 1)
 
   grad_fn = jax.value_and_grad(
       functools.partial(generator_objective, gan), has_aux=True)
-  (generator_loss, generator_batch_stats), grads = grad_fn(
+  (generator_loss, (generator_metrics, generator_batch_stats)), grads = grad_fn(
       generator.params, generator_batch_stats, critic,
-      constrain(noise.generator_z))
+      constrain(noise.generator_z), maybe(noise.generator_labels))
   updates, generator_opt_state = gan.generator_tx.update(
       grads, generator.opt_state, generator.params)
   generator = NetState(params=optax.apply_updates(generator.params, updates),
@@ -289,6 +404,7 @@ def train_step(gan: GAN, state: TrainState, batch: Batch,
                        opt_state=generator_opt_state)
 
   metrics = {k: jnp.mean(v) for k, v in critic_metrics.items()}
+  metrics.update(generator_metrics)
   metrics["generator/loss"] = generator_loss
   metrics["generator/grad_norm"] = optax.tree.norm(grads)
   return TrainState(step=state.step + 1, generator=generator,

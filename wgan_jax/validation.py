@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import ml_collections
 import numpy as np
 
+from wgan_jax import conditioning
 from wgan_jax import data as data_lib
 from wgan_jax import losses
 from wgan_jax import models
@@ -177,10 +178,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config[field] < 1:
       raise ConfigError(f"config.{field} must be >= 1, got {config[field]}.")
 
-  if model.num_classes != 0:
-    raise ConfigError(
-        f"config.model.num_classes={model.num_classes}: class-conditional "
-        "models are not built yet; set config.model.num_classes=0.")
+  _check_conditional(config)
   loss = losses.LOSSES[config.loss]
   if loss.penalty is not None:
     if model.critic_norm == "batch":
@@ -216,6 +214,49 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not toy and not images:
     raise ConfigError(f"config.model.arch={model.arch!r} is for 2-D toy data; "
                       "use the 'dcgan' or 'resnet' presets for images.")
+
+
+def _check_conditional(config: ml_collections.ConfigDict) -> None:
+  model, cond = config.model, config.conditional
+  if not isinstance(model.num_classes, int) or model.num_classes < 0:
+    raise ConfigError(f"config.model.num_classes={model.num_classes!r}; use "
+                      "the data's number of classes, or 0 (unconditional).")
+  _choice(model.generator_conditioning, conditioning.GENERATOR_CHOICES,
+          "model.generator_conditioning")
+  _choice(model.critic_conditioning, conditioning.CRITIC_CHOICES,
+          "model.critic_conditioning")
+  _choice(cond.fake_labels, ("uniform", "data"), "conditional.fake_labels")
+  if model.label_embedding_dim < 1:
+    raise ConfigError(f"config.model.label_embedding_dim="
+                      f"{model.label_embedding_dim}; use >= 1.")
+  for field in ("ac_weight", "ac_generator_weight"):
+    if cond[field] < 0:
+      raise ConfigError(f"config.conditional.{field} must be >= 0, got "
+                        f"{cond[field]}.")
+  if model.num_classes == 1:
+    raise ConfigError("config.model.num_classes=1: one class is no condition;"
+                      " use 0 (unconditional) or the data's class count.")
+
+
+def check_labels(config: ml_collections.ConfigDict, dataset: Any) -> None:
+  """A class-conditional config gets labelled data with num_classes classes."""
+  num_classes = config.model.num_classes
+  if not num_classes:
+    return
+  where = config.data.source + (f" at {config.data.path}"
+                                if config.data.path else "")
+  if dataset.labels is None:
+    raise ConfigError(
+        f"config.model.num_classes={num_classes} needs labelled data, but "
+        f"{where} has no labels: use a labelled source (fashion_mnist, a "
+        "folder or zip with one subfolder per class, npz with "
+        "config.data.npz_labels_key, tfds) or set config.model.num_classes=0.")
+  if dataset.num_classes != num_classes:
+    names = ", ".join(dataset.class_names[:10])
+    raise ConfigError(
+        f"config.model.num_classes={num_classes} but {where} has "
+        f"{dataset.num_classes} classes ({names}): set "
+        f"config.model.num_classes={dataset.num_classes}.")
 
 
 def check_data_shape(config: ml_collections.ConfigDict,

@@ -97,6 +97,14 @@ class Dataset:
     """Number of classes; 0 if unlabeled."""
     return len(self.class_names)
 
+  @property
+  def class_frequencies(self) -> tuple[float, ...]:
+    """Fraction of the examples in each class [num_classes]; () if unlabeled."""
+    if self.labels is None or not self.num_examples:
+      return ()
+    counts = np.bincount(self.labels, minlength=self.num_classes)
+    return tuple(float(c) / self.num_examples for c in counts)
+
   def __repr__(self) -> str:
     # The default repr would print the arrays.
     labels = None if self.labels is None else "int32"
