@@ -418,3 +418,75 @@ def test_missing_weights_fail_before_training_only_when_eval_is_on(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
   assert checkpointing.steps(str(tmp_path)) == [2]  # Not a step trained.
   assert max(r["step"] for r in run_logs.read_metrics(str(tmp_path))) == 2
+
+
+# ------------------------------------------------------ class-conditional --
+
+
+def test_eval_labels_follow_the_reference_class_mixture():
+  reference = np.array([0] * 50 + [1] * 30 + [2] * 20, np.int32)
+  labels = evaluator.eval_labels(10, reference, 3)
+  np.testing.assert_array_equal(np.bincount(labels), [5, 3, 2])
+  # Rounded by largest remainder, summing to the number asked for.
+  labels = evaluator.eval_labels(7, reference, 3)
+  assert len(labels) == 7 and list(np.bincount(labels)) == [4, 2, 1]
+  np.testing.assert_array_equal(np.bincount(evaluator.eval_labels(9, None, 3)),
+                                [3, 3, 3])
+
+
+def test_intra_class_fid_is_the_fid_of_each_class_and_their_mean(monkeypatch):
+  monkeypatch.setattr(evaluator, "MIN_CLASS_IMAGES", 5)
+  rng = np.random.default_rng(0)
+  real = rng.normal(size=(30, 4))
+  real_labels = np.array([0] * 12 + [1] * 12 + [2] * 6, np.int32)
+  fake = rng.normal(size=(24, 4)) + 0.5
+  fake_labels = np.array([0] * 10 + [1] * 10 + [2] * 4, np.int32)  # 2: too few
+  reference = evaluator.Reference(
+      features=real, mu=None, sigma=None, name="x", grayscale=False, key={},
+      labels=real_labels, class_names=("a", "b", "c"))
+  got = evaluator.class_metrics(fake, fake_labels, reference)
+  expected = {name: fid_reference(fake[fake_labels == k], real[real_labels == k])
+              for k, name in enumerate("ab")}
+  assert set(got["intra_fid_per_class"]) == {"a", "b"}
+  for name, value in expected.items():
+    np.testing.assert_allclose(got["intra_fid_per_class"][name], value,
+                               rtol=1e-6)
+  np.testing.assert_allclose(got["intra_fid"], np.mean(list(expected.values())),
+                             rtol=1e-6)
+  unlabelled = dataclasses.replace(reference, labels=None)
+  assert evaluator.class_metrics(fake, fake_labels, unlabelled) == {}
+
+
+def test_a_conditional_run_logs_class_accuracy_of_its_classifier(tmp_path,
+                                                                 monkeypatch):
+  from configs import fashion_mnist_cwgangp  # pylint: disable=g-import-not-at-top
+  from wgan_jax import classifier  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(classifier, "EPOCHS", 1)
+  config = fashion_mnist_cwgangp.get_config("smoke")
+  base = eval_config(steps=3)
+  config.data.path, config.eval = base.data.path, base.eval
+  config.num_train_steps = 3
+  config.eval.num_samples = config.eval.num_real = 10
+  config.eval.classifier_test_split = "test"
+  train.train_and_evaluate(config, str(tmp_path))
+  record = eval_records(str(tmp_path))[3]
+  assert 0 <= record["eval/class_accuracy"] <= 1
+  assert np.isfinite(record["eval/fid"])
+  # The same number from the parts: the eval images of step 3 and their labels.
+  model = classifier.for_config(config, str(tmp_path))
+  generator = sampling.load_generator(str(tmp_path), 3)
+  z = evaluator.eval_noise(config.seed, 3, 10, config.model.z_dim)
+  ref = data_lib.load_dataset(
+      ml_collections.ConfigDict(dict(config.data, max_examples=10)),
+      seed=evaluator.REFERENCE_SEED)
+  labels = evaluator.eval_labels(10, ref.labels, 10)
+  images = sampling.sample(generator, z, labels)
+  np.testing.assert_allclose(
+      record["eval/class_accuracy"],
+      np.mean(model.predict(images) == labels))
+  # The evaluate command measures the checkpoint the same way.
+  from wgan_jax import evaluate  # pylint: disable=g-import-not-at-top
+  result = evaluate.run(workdir=str(tmp_path), step=3)
+  assert result["class_accuracy"] == record["eval/class_accuracy"]
+  assert result["classifier_test_accuracy"] == model.test_accuracy
+  assert result["intra_fid"] is None  # 1 image per class: below the minimum

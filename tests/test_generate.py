@@ -377,3 +377,73 @@ def test_command_line_error_is_one_line_and_exit_status_1(tmp_path):
   assert len(lines) == 1, proc.stderr
   assert lines[0].startswith(
       f"generate grid: error: No checkpoint in {tmp_path}")
+
+
+# ------------------------------------------------------- class-conditional --
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory):
+  """(workdir, config) of a 2-step class-conditional Fashion-MNIST run."""
+  from configs import fashion_mnist_cwgangp  # pylint: disable=g-import-not-at-top
+  conftest.require_data("fashion-mnist/train-images-idx3-ubyte.gz")
+  config = fashion_mnist_cwgangp.get_config("smoke")
+  config.data.path = str(conftest.data_dir() / "fashion-mnist")
+  config.num_train_steps = 2
+  workdir = str(tmp_path_factory.mktemp("conditional"))
+  train.train_and_evaluate(config, workdir)
+  return workdir, config
+
+
+def test_label_makes_every_sample_of_that_class(conditional, tmp_path):
+  workdir, _ = conditional
+  out = str(tmp_path / "grid.png")
+  generate.run("grid", workdir, out, num=4, seed=3, columns=4, label=7)
+  generator = sampling.load_generator(workdir)
+  z = sampling.noise(generator, 4, seed=3)
+  expected = sampling.sample(generator, z, np.full(4, 7))
+  np.testing.assert_array_equal(images.read_png(out),
+                                images.make_grid(expected, 4))
+  # Another class is another picture from the same noise.
+  assert not np.array_equal(expected, sampling.sample(generator, z, 2))
+
+
+def test_without_label_grid_sweep_and_interpolate_draw_a_row_per_class(
+    conditional, tmp_path):
+  workdir, _ = conditional
+  generator = sampling.load_generator(workdir)
+  names = list(data_lib.FASHION_MNIST_CLASSES)
+  grid = images.read_png(generate.run("grid", workdir, str(tmp_path / "g.png"),
+                                      seed=1, columns=3)[0])
+  z = sampling.noise(generator, 3, seed=1)
+  rows, labels, _ = sampling.class_rows(z, 10)
+  np.testing.assert_array_equal(
+      grid, images.make_grid(sampling.sample(generator, rows, labels), 3, names))
+  # sweep: both --dims moved together along each row (the sweep's diagonal).
+  z = np.asarray(sampling.noise(generator, 1, seed=0))[0]
+  offsets = generate.SWEEP_OFFSETS
+  diagonal = sampling.latent_sweep(z, (0, generator.z_dim - 1), offsets)[
+      np.arange(len(offsets)), np.arange(len(offsets))]
+  # interpolate: the first pair's linear path (--seed_a 0, --seed_b 1).
+  path = sampling.interpolate(np.asarray(sampling.noise(generator, 4, 0))[0],
+                              np.asarray(sampling.noise(generator, 4, 1))[0], 5)
+  for mode, walk, options in (("sweep", diagonal, {}),
+                              ("interpolate", path, {"columns": 5})):
+    picture = images.read_png(generate.run(mode, workdir,
+                                           str(tmp_path / f"{mode}.png"),
+                                           **options)[0])
+    for k in (0, 9):  # row k is class k
+      expected = sampling.sample(generator, walk, k)
+      for c in (0, len(walk) - 1):
+        np.testing.assert_array_equal(
+            _cell(picture, k, c, 10, len(walk)), expected[c])
+
+
+def test_a_label_out_of_range_is_one_clear_error(conditional, tmp_path):
+  with pytest.raises(generate.ArgumentError,
+                     match=r"--label=10: .* has 10 classes; use 0 \.\. 9 "
+                           r"\(0=T-shirt/top"):
+    generate.run("grid", conditional[0], str(tmp_path / "x.png"), label=10)
+  generator = sampling.load_generator(conditional[0])
+  with pytest.raises(sampling.LabelError, match="class-conditional"):
+    sampling.sample(generator, sampling.noise(generator, 2))

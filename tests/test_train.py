@@ -398,3 +398,48 @@ def test_a_signal_saves_a_checkpoint_before_exiting_and_the_run_resumes(
   out, _ = resume.communicate(timeout=300)
   assert resume.returncode == 0, out
   assert "Resumed from" in out and checkpointing.steps(str(tmp_path))[-1] == saved[0] + 2
+
+
+def _conditional_config(steps: int = 4):
+  from configs import fashion_mnist_cwgangp  # pylint: disable=g-import-not-at-top
+  conftest.require_data("fashion-mnist/train-images-idx3-ubyte.gz")
+  config = fashion_mnist_cwgangp.get_config("smoke")
+  config.data.path = str(conftest.data_dir() / "fashion-mnist")
+  config.num_train_steps = steps
+  config.num_samples = 20  # two columns per class
+  return config
+
+
+def test_a_resumed_conditional_run_is_bitwise_identical_with_a_row_per_class(
+    tmp_path):
+  config = _conditional_config(steps=4)
+  full = train.train_and_evaluate(config, str(tmp_path / "full"))
+  config.num_train_steps = 2
+  train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  config.num_train_steps = 4
+  resumed = train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  chex.assert_trees_all_equal(jax.device_get(resumed), jax.device_get(full))
+  grid = images.read_png(run_logs.sample_path(str(tmp_path / "full"), 4))
+  np.testing.assert_array_equal(
+      grid, images.read_png(run_logs.sample_path(str(tmp_path / "resumed"), 4)))
+  # Ten rows (one per class, named on the left) of two 28x28 cells.
+  cells = images.make_grid(np.zeros((20, 28, 28, 1), np.uint8), 2,
+                           list(data_lib.FASHION_MNIST_CLASSES))
+  assert grid.shape == cells.shape
+  # The grid is the generator's samples for class k in row k.
+  generator = sampling.load_generator(str(tmp_path / "full"))
+  z = sampling.fixed_noise(config.seed, config.num_samples, config.model.z_dim)
+  rows, labels, _ = sampling.class_rows(z[:2], 10)
+  expected = images.make_grid(sampling.sample(generator, rows, labels), 2,
+                              list(data_lib.FASHION_MNIST_CLASSES))
+  np.testing.assert_array_equal(grid, expected)
+
+
+def test_a_conditional_config_on_unlabelled_data_is_one_clear_error(tmp_path):
+  config = _conditional_config()
+  config.data.source = "folder"
+  config.data.path = str(conftest.require_data("anime_faces_64.zip"))
+  config.data.image_size = 28
+  config.data.channels = 1
+  with pytest.raises(validation.ConfigError, match="needs labelled data"):
+    train.train_and_evaluate(config, str(tmp_path))

@@ -23,7 +23,10 @@ features are cached.
 Prints one JSON line: fid, kid, kid_std, precision, recall, num_samples,
 num_real, step (null for --real/--fake), dataset, grayscale_as_rgb (true: 1-
 channel images went through Inception as 3 identical channels), seconds
-(wall time, all included), then details. Bad input (a `errors.UserError`:
+(wall time, all included), then details. For a class-conditional run also
+class_accuracy (the project classifier's verdict on the generated images,
+wgan_jax/classifier.py; classifier_test_accuracy is its accuracy on real
+held-out images), intra_fid and intra_fid_per_class. Bad input (a `errors.UserError`:
 bad flag, missing path or weights, empty folder, no checkpoint) exits with
 status 1 and one error line naming it, without a traceback; set
 WGAN_JAX_TRACEBACK=1 to get the exception instead.
@@ -44,6 +47,7 @@ import numpy as np
 from absl import logging
 
 from wgan_jax import checkpointing
+from wgan_jax import classifier as classifier_lib
 from wgan_jax import data as data_lib
 from wgan_jax import errors
 from wgan_jax import evaluator
@@ -180,9 +184,17 @@ def _evaluate_run(workdir, step, num_samples, num_real, batch_size,
   cache_dir = cache_dir or config.data.cache_dir or os.path.join(
       workdir, "data_cache")
   reference = ev.reference(config.data, cache_dir)
+  classifier = None
+  if generator.num_classes:
+    # Class-conditional: the classifier of real images (trained once, cached
+    # with the reference), for class accuracy.
+    classifier = classifier_lib.load_or_train(
+        config.data, generator.num_classes,
+        config.eval.classifier_test_split, cache_dir)
   result = ev.evaluate_generator(
       generator.module, generator.variables, generator.output_activation,
-      generator.z_dim, config.seed, step, reference)
+      generator.z_dim, config.seed, step, reference, generator.num_classes,
+      classifier)
   result.update(workdir=os.path.abspath(workdir),
                 seconds_reference=reference.seconds,
                 weights_sha256=ev.weights_digest,

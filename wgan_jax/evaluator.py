@@ -29,8 +29,17 @@ KID (unbiased cubic-kernel MMD^2, mean and std over `kid_subsets` subsets of
 real and fake features (a seeded random subset of the larger set), since the
 k-NN radii depend on the set size.
 
+Class-conditional generators are asked for the reference's class mixture
+(`eval_labels`) and are measured also by class: `class_accuracy`, the
+fraction of generated images that the project's classifier of real images
+(classifier.py) puts in their requested class, and intra-class FID, the FID
+of each class's generated images against that class's reference images
+(`intra_fid` is their mean over the classes with at least
+MIN_CLASS_IMAGES of both; `intra_fid_per_class` holds each).
+
 In training, `TrainingEvaluator` logs eval/fid, eval/kid, eval/kid_std,
-eval/precision, eval/recall and keeps WORKDIR/eval/best.json.
+eval/precision, eval/recall (conditional runs: eval/class_accuracy,
+eval/intra_fid too) and keeps WORKDIR/eval/best.json.
 """
 
 import dataclasses
@@ -50,6 +59,7 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
+from wgan_jax import classifier as classifier_lib
 from wgan_jax import data as data_lib
 from wgan_jax import errors
 from wgan_jax import inception
@@ -68,6 +78,10 @@ REFERENCE_SEED = 0
 # Seed of KID's subsets and of the precision/recall subset.
 METRIC_SEED = 0
 METRIC_NAMES = ("fid", "kid", "kid_std", "precision", "recall")
+CONDITIONAL_METRIC_NAMES = ("class_accuracy", "intra_fid")
+# Intra-class FID is computed for classes with at least this many generated
+# and reference images (FID of fewer images is mostly its bias).
+MIN_CLASS_IMAGES = 100
 EVAL_DIR = "eval"
 BEST_FILE = "best.json"
 # Bump when the features of the same pixels and weights change meaning.
@@ -138,6 +152,8 @@ class Reference:
     grayscale: the images had 1 channel (fed as 3 identical channels).
     key: the cache key (JSON-serialisable).
     seconds: wall time to load the images and get the features.
+    labels: int32 [N] classes of the images, None if unlabelled.
+    class_names: the names of the label values; () if unlabelled.
   """
   features: np.ndarray
   mu: np.ndarray
@@ -146,6 +162,8 @@ class Reference:
   grayscale: bool
   key: dict[str, Any]
   seconds: float = 0.0
+  labels: np.ndarray | None = None
+  class_names: tuple[str, ...] = ()
 
   @property
   def digest(self) -> str:
@@ -181,13 +199,7 @@ def compute_metrics(fake_features: np.ndarray, reference: Reference,
         f"need at least {least} real and fake images (FID needs 2, "
         f"precision/recall more than k={settings.pr_k}); got {len(real)} "
         f"real, {len(fake)} fake")
-  if max(len(fake), len(real)) <= fake.shape[1]:
-    # Few images (tests, quick looks): metrics.fid's exact path needs no
-    # D x D eigendecompositions (about 20 s on a 2-core CPU for D = 2048).
-    fid = metrics.fid(fake, real)
-  else:
-    mu, sigma = metrics.statistics(fake)
-    fid = metrics.frechet_distance(mu, sigma, reference.mu, reference.sigma)
+  fid = _fid(fake, real, (reference.mu, reference.sigma))
   kid, kid_std = metrics.kid(fake, real, settings.kid_subsets,
                              settings.kid_subset_size, seed=METRIC_SEED)
   # k-NN radii shrink as a set grows, so both sets get the same size; the
@@ -203,11 +215,65 @@ def compute_metrics(fake_features: np.ndarray, reference: Reference,
           "recall": recall}
 
 
+def eval_labels(num: int, reference_labels: np.ndarray | None,
+                num_classes: int) -> np.ndarray:
+  """The classes int32 [num] asked of a conditional generator, sorted.
+
+  The reference's class mixture: class k gets num * n_k / N images, rounded
+  by largest remainder so that they sum to num (uniform if the reference
+  has no labels). A function of the reference alone, so every evaluation of
+  a run asks for the same classes.
+  """
+  if reference_labels is None or not len(reference_labels):
+    frequencies = np.full(num_classes, 1.0 / num_classes)
+  else:
+    frequencies = np.bincount(reference_labels, minlength=num_classes) / len(
+        reference_labels)
+  exact = num * frequencies
+  counts = np.floor(exact).astype(int)
+  order = np.argsort(-(exact - counts), kind="stable")
+  counts[order[:num - counts.sum()]] += 1
+  return np.repeat(np.arange(num_classes, dtype=np.int32), counts)
+
+
+def _fid(fake: np.ndarray, real: np.ndarray,
+         real_statistics: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+  """FID of feature sets [N, D], [M, D]; real_statistics: (mu, sigma) of real, if known."""
+  if max(len(fake), len(real)) <= fake.shape[1]:
+    # Few images (tests, quick looks, classes): metrics.fid's exact path needs
+    # no D x D eigendecompositions (about 20 s on a 2-core CPU for D = 2048).
+    return metrics.fid(fake, real)
+  mu, sigma = metrics.statistics(fake)
+  mu_r, sigma_r = real_statistics or metrics.statistics(real)
+  return metrics.frechet_distance(mu, sigma, mu_r, sigma_r)
+
+
+def class_metrics(fake_features: np.ndarray, labels: np.ndarray,
+                  reference: Reference) -> dict[str, Any]:
+  """Intra-class FID of fake features [N, D] generated for labels [N].
+
+  Returns {'intra_fid': mean over the classes with >= MIN_CLASS_IMAGES
+  fakes and reference images (None if none has), 'intra_fid_per_class':
+  {class name: FID}}; {} if the reference has no labels.
+  """
+  if reference.labels is None:
+    return {}
+  per_class = {}
+  for k, name in enumerate(reference.class_names):
+    fake, real = fake_features[labels == k], reference.features[
+        reference.labels == k]
+    if min(len(fake), len(real)) >= MIN_CLASS_IMAGES:
+      per_class[name] = _fid(fake, real)
+  mean = float(np.mean(list(per_class.values()))) if per_class else None
+  return {"intra_fid": mean, "intra_fid_per_class": per_class}
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _generate_uint8(module: nn.Module, output_activation: str,
-                    variables: dict[str, Any], z: jax.Array) -> jax.Array:
+                    variables: dict[str, Any], z: jax.Array,
+                    labels: jax.Array | None) -> jax.Array:
   # Quantized on device: 4x less to copy back, and exactly as a saved PNG.
-  out = module.apply(variables, z, train=False)
+  out = module.apply(variables, z, labels, train=False)
   return transforms.to_uint8(out, output_activation)
 
 
@@ -288,14 +354,17 @@ class Evaluator:
                  "%.1f s.", name, len(images), list(images.shape[1:]),
                  images.shape[-1] == 1, seconds)
     return Reference(features=features, mu=mu, sigma=sigma, name=name,
-                     grayscale=images.shape[-1] == 1, key=key, seconds=seconds)
+                     grayscale=images.shape[-1] == 1, key=key, seconds=seconds,
+                     labels=dataset.labels, class_names=dataset.class_names)
 
   def generate(self, module: nn.Module, variables: dict[str, Any],
-               output_activation: str, z: np.ndarray) -> np.ndarray:
+               output_activation: str, z: np.ndarray,
+               labels: np.ndarray | None = None) -> np.ndarray:
     """Generator images uint8 [N, H, W, C] for z [N, z_dim] (eval mode).
 
-    Batches of settings.batch_size (rounded up to whole batches per device),
-    split over the mesh like training; variables are replicated.
+    `labels` (int [N]) for a class-conditional generator. Batches of
+    settings.batch_size (rounded up to whole batches per device), split over
+    the mesh like training; variables are replicated.
     """
     z = np.asarray(z, np.float32)
     sharded = parallel.batch_sharded(self.mesh)
@@ -303,17 +372,26 @@ class Evaluator:
     b = self._batch_size
     out = []
     for start in range(0, len(z), b):
-      chunk = z[start:start + b]
       # Zero rows pad the last batch, so one program serves every batch.
-      chunk = np.concatenate(
-          [chunk, np.zeros((b - len(chunk), z.shape[1]), np.float32)])
+      pad = lambda x: np.concatenate(  # noqa: E731
+          [x, np.zeros((b - len(x),) + x.shape[1:], x.dtype)])
+      chunk = pad(z[start:start + b])
+      chunk_labels = (None if labels is None else jax.device_put(
+          pad(np.asarray(labels[start:start + b], np.int32)), sharded))
       out.append(_generate_uint8(module, output_activation, variables,
-                                 jax.device_put(chunk, sharded)))
+                                 jax.device_put(chunk, sharded), chunk_labels))
     return np.concatenate([np.asarray(x) for x in out])[:len(z)]
 
-  def evaluate_images(self, images: np.ndarray,
-                      reference: Reference) -> dict[str, Any]:
+  def evaluate_images(self, images: np.ndarray, reference: Reference,
+                      labels: np.ndarray | None = None,
+                      classifier: classifier_lib.Classifier | None = None
+                      ) -> dict[str, Any]:
     """Metrics of uint8 images [N, H, W, C] against `reference`.
+
+    Args:
+      labels: int [N], the classes the images were generated for: adds
+        intra-class FID (`class_metrics`) and, with `classifier`,
+        class_accuracy and classifier_test_accuracy.
 
     Returns:
       compute_metrics' numbers plus num_samples, num_real, dataset (the
@@ -325,6 +403,13 @@ class Evaluator:
     fake = self.features(images)
     t1 = time.perf_counter()
     result: dict[str, Any] = compute_metrics(fake, reference, self.settings)
+    if labels is not None:
+      result.update(class_metrics(fake, np.asarray(labels), reference))
+      if classifier is not None:
+        result.update(
+            class_accuracy=classifier_lib.class_accuracy(classifier, images,
+                                                         labels),
+            classifier_test_accuracy=classifier.test_accuracy)
     result.update(
         num_samples=len(images), num_real=len(reference.features),
         dataset=reference.name,
@@ -334,17 +419,24 @@ class Evaluator:
 
   def evaluate_generator(self, module: nn.Module, variables: dict[str, Any],
                          output_activation: str, z_dim: int, seed: int,
-                         step: int, reference: Reference) -> dict[str, Any]:
+                         step: int, reference: Reference,
+                         num_classes: int = 0,
+                         classifier: classifier_lib.Classifier | None = None
+                         ) -> dict[str, Any]:
     """Metrics of settings.num_samples images of a generator at `step`.
 
-    The noise is eval_noise(seed, step, ...); `evaluate_images` says what
-    comes back, plus step and seconds_generate.
+    The noise is eval_noise(seed, step, ...); a class-conditional generator
+    (num_classes > 0) is asked for eval_labels(...), the reference's class
+    mixture. `evaluate_images` says what comes back, plus step and
+    seconds_generate.
     """
     t0 = time.perf_counter()
     z = eval_noise(seed, step, self.settings.num_samples, z_dim)
-    images = self.generate(module, variables, output_activation, z)
+    labels = (eval_labels(len(z), reference.labels, num_classes)
+              if num_classes else None)
+    images = self.generate(module, variables, output_activation, z, labels)
     seconds = time.perf_counter() - t0
-    result = self.evaluate_images(images, reference)
+    result = self.evaluate_images(images, reference, labels, classifier)
     result.update(step=int(step), seconds_generate=seconds)
     return result
 
@@ -405,6 +497,12 @@ class TrainingEvaluator:
     self._evaluator = Evaluator(self.settings, mesh)
     cache_dir = config.data.cache_dir or os.path.join(workdir, "data_cache")
     self.reference = self._evaluator.reference(config.data, cache_dir)
+    self._num_classes = config.model.num_classes
+    # Conditional runs: the classifier of real images (trained once, cached).
+    self._classifier = (classifier_lib.for_config(config, workdir)
+                        if self._num_classes else None)
+    self._metric_names = METRIC_NAMES + (
+        CONDITIONAL_METRIC_NAMES if self._num_classes else ())
     # What makes two evaluations comparable; a change starts a new best.
     self._settings = {
         "num_samples": self.settings.num_samples,
@@ -447,9 +545,10 @@ class TrainingEvaluator:
     """
     result = self._evaluator.evaluate_generator(
         gan.generator, state.generator.variables, gan.output_activation,
-        gan.z_dim,
-        self._seed, step, self.reference)
-    scalars = {f"eval/{name}": result[name] for name in METRIC_NAMES}
+        gan.z_dim, self._seed, step, self.reference, self._num_classes,
+        self._classifier)
+    scalars = {f"eval/{name}": result[name] for name in self._metric_names
+               if result.get(name) is not None}
     writer.write_scalars(step, scalars)
     run_logs.log_scalars(step, scalars)
     logging.info(
@@ -459,7 +558,8 @@ class TrainingEvaluator:
         result["seconds_generate"] + result["seconds_features"] +
         result["seconds_metrics"])
     entry = {"step": int(step), "settings_id": self._settings_id}
-    entry.update({name: float(result[name]) for name in METRIC_NAMES})
+    entry.update({name: None if result.get(name) is None else float(result[name])
+                  for name in self._metric_names})
     # A re-evaluation of a step (resumed run) replaces the earlier one.
     self._evaluations = [e for e in self._evaluations if e["step"] != step]
     self._evaluations.append(entry)

@@ -30,8 +30,13 @@ for gif, .png (panels) or .gif (frames) for landscape. With --individual,
 OUT is a folder that receives grid.png and sample_0000.png, ...
 
 --step picks the checkpoint (default: the latest) for grid, sweep,
-interpolate, real and landscape. --label (class-conditional generation) is
-rejected: this version trains unconditional runs only.
+interpolate, real and landscape.
+
+Class-conditional runs: --label=K makes every image of grid, sweep and
+interpolate of class K. Without it, grid draws one row per class (the same
+noise down each column, --columns per row, default 8), sweep one row per
+class with both --dims moved together from -1 to +1 along the row, and
+interpolate one linear row per class between the same two vectors.
 
 Python: run(mode, workdir, out, step=None, **flags) does the same and
 returns the written paths.
@@ -73,8 +78,9 @@ flags.DEFINE_bool("individual", False, "grid: also write one PNG per sample; "
                   "--out is then a folder.")
 flags.DEFINE_float("truncation", None, "grid, sweep, interpolate: draw z "
                    "from the normal truncated to [-t, t].")
-flags.DEFINE_integer("label", None, "Class to generate (class-conditional "
-                     "runs only; none are trained yet).")
+flags.DEFINE_integer("label", None, "grid, sweep, interpolate: the class "
+                     "of every image (class-conditional runs); without it "
+                     "one row per class.")
 flags.DEFINE_list("dims", None, "sweep: the two components of z to vary, "
                   "e.g. 0,99; default: first and last.")
 flags.DEFINE_integer("seed_a", 0, "interpolate: seed of the start vectors.")
@@ -91,6 +97,7 @@ flags.DEFINE_integer("every", 1, "gif: every k-th saved grid (the last one "
                      "always), for a smaller file.")
 
 SWEEP_OFFSETS = np.linspace(-1.0, 1.0, 11)  # 0 in the middle: z itself
+CLASS_ROW_COLUMNS = 8  # default --columns of a grid with a row per class
 INTERPOLATION_POINTS = 10  # default --columns of interpolate
 INTERPOLATION_PAIRS = 4  # default --rows of interpolate
 GRID_FILE = "grid.png"  # in the --individual folder
@@ -119,12 +126,32 @@ def _image_generator(workdir: str, step: int | None, mode: str,
     raise ArgumentError(
         f"{mode} draws images, but {workdir} is a run on 2-D points "
         f"({generator.config.data.source}); use the landscape mode.")
-  if label is not None:
+  if label is not None and not generator.num_classes:
     raise ArgumentError(
         f"--label={label}: {workdir} holds an unconditional generator "
         "(trained without class labels), so it cannot make a chosen class; "
         "leave out --label.")
+  if label is not None and not 0 <= label < generator.num_classes:
+    raise ArgumentError(
+        f"--label={label}: {workdir}'s generator has {generator.num_classes} "
+        f"classes; use 0 .. {generator.num_classes - 1} "
+        f"({_class_list(generator)}).")
   return generator
+
+
+def _class_names(generator: sampling.Generator) -> list[str]:
+  return list(generator.class_names) or [
+      str(k) for k in range(generator.num_classes)]
+
+
+def _class_list(generator: sampling.Generator) -> str:
+  return ", ".join(f"{k}={name}" for k, name in enumerate(
+      _class_names(generator)))
+
+
+def _per_class(generator: sampling.Generator, label: int | None) -> bool:
+  """Whether a conditional generator's picture gets one row per class."""
+  return bool(generator.num_classes) and label is None
 
 
 def _noise(generator: sampling.Generator, num: int, seed: int,
@@ -146,8 +173,17 @@ def _grid(workdir: str, out: str, step: int | None, *, num: int, seed: int,
   if not individual:
     _check_extension("grid", out, (".png",))
   generator = _image_generator(workdir, step, "grid", label)
-  samples = sampling.sample(generator, _noise(generator, num, seed, truncation))
-  grid = images.make_grid(samples, columns)
+  if _per_class(generator, label):
+    columns = columns or CLASS_ROW_COLUMNS
+    z, labels, columns = sampling.class_rows(
+        _noise(generator, columns, seed, truncation),
+        generator.num_classes)
+    samples = sampling.sample(generator, z, labels)
+    grid = images.make_grid(samples, columns, _class_names(generator))
+  else:
+    samples = sampling.sample(generator,
+                              _noise(generator, num, seed, truncation), label)
+    grid = images.make_grid(samples, columns)
   if not individual:
     images.save_png(out, grid)
     return [out]
@@ -172,11 +208,22 @@ def _sweep(workdir: str, out: str, step: int | None, *, seed: int,
   except ValueError as e:
     raise ArgumentError(f"--dims={','.join(map(str, dims))}: {e}") from None
   size = len(SWEEP_OFFSETS)
-  samples = sampling.sample(generator, zs.reshape(size * size, -1))
+  if _per_class(generator, label):
+    # The diagonal of the sweep (both components moved together), per class.
+    diagonal = zs[np.arange(size), np.arange(size)]
+    z_rows, labels, _ = sampling.class_rows(diagonal, generator.num_classes)
+    samples = sampling.sample(generator, z_rows, labels)
+    grid = images.make_grid(samples, size, _class_names(generator))
+    text = (f"seed {seed}: z[{dims[0]}] and z[{dims[1]}] + the same offset, "
+            "-1 .. +1 along each row; one row per class")
+    images.save_png(out, images.caption(grid, text))
+    return [out]
+  samples = sampling.sample(generator, zs.reshape(size * size, -1), label)
   grid = images.make_grid(samples, size,
                           row_labels=[f"{v:+.1f}" for v in SWEEP_OFFSETS])
   text = (f"seed {seed}: z[{dims[0]}] + row offset, z[{dims[1]}] + column "
-          "offset, -1 .. +1")
+          "offset, -1 .. +1" + ("" if label is None else
+                               f"; class {_class_names(generator)[label]}"))
   images.save_png(out, images.caption(grid, text))
   return [out]
 
@@ -222,10 +269,19 @@ def _interpolate(workdir: str, out: str, step: int | None, *, seed_a: int,
   for flag, seed in (("z_a", seed_a), ("z_b", seed_b)):
     if flag not in ends:
       ends[flag] = np.asarray(_noise(generator, pairs, seed, truncation))
+  if _per_class(generator, label):
+    # One linear path, from the first pair, for every class.
+    path = sampling.interpolate(ends["z_a"][0], ends["z_b"][0], columns)
+    z_rows, labels, _ = sampling.class_rows(path, generator.num_classes)
+    samples = sampling.sample(generator, z_rows, labels)
+    images.save_png(out, images.make_grid(samples, columns,
+                                          row_labels=_class_names(generator)))
+    return [out]
   paths = np.stack([sampling.interpolate(ends["z_a"], ends["z_b"], columns,
                                          method)
                     for method in sampling.INTERPOLATION_METHODS], axis=1)
-  samples = sampling.sample(generator, paths.reshape(-1, generator.z_dim))
+  samples = sampling.sample(generator, paths.reshape(-1, generator.z_dim),
+                            label)
   names = {"linear": "lerp", "spherical": "slerp"}
   labels = [names[m] for m in sampling.INTERPOLATION_METHODS] * pairs
   images.save_png(out, images.make_grid(samples, columns, row_labels=labels))

@@ -365,3 +365,24 @@ def cached_features(cache_dir: str | os.PathLike, key: dict[str, Any],
                      f"{features.shape}")
   _write_cached(path, key_json, features=features)
   return features
+
+
+def cached_arrays(cache_dir: str | os.PathLike, key: dict[str, Any],
+                  prefix: str,
+                  compute: Callable[[], dict[str, np.ndarray]]
+                  ) -> dict[str, np.ndarray]:
+  """Named arrays (e.g. a small network's parameters), computed once per key and cached.
+
+  The file handling of `cached_statistics`; files are named PREFIX_<sha256>.npz.
+  """
+  key_json = _canonical_key(key)
+  path = _cache_path(cache_dir, key, prefix)
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      if str(z["key"]) == key_json:
+        return {name: z[name] for name in z.files if name != "key"}
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    pass  # Missing or unreadable: recomputed.
+  arrays = {name: np.asarray(value) for name, value in compute().items()}
+  _write_cached(path, key_json, **arrays)
+  return arrays

@@ -237,17 +237,16 @@ def class_rows(z: Any, num_classes: int) -> tuple[np.ndarray, np.ndarray, int]:
   """Inputs of a grid with one row per class, the same noise down each column.
 
   Args:
-    z: float [N, z_dim].
+    z: float [C, z_dim], the noise of the C columns.
     num_classes: K > 0.
 
   Returns:
-    (z' float32 [K * C, z_dim], labels int32 [K * C], C): C = max(1, N // K)
-    columns; row k is class k, and column c holds z[c] in every row.
+    (z' float32 [K * C, z_dim], labels int32 [K * C], C): row k is class k,
+    column c holds z[c] in every row.
   """
   z = np.asarray(z, np.float32)
-  columns = max(1, len(z) // num_classes)
-  labels = np.repeat(np.arange(num_classes, dtype=np.int32), columns)
-  return np.tile(z[:columns], (num_classes, 1)), labels, columns
+  labels = np.repeat(np.arange(num_classes, dtype=np.int32), len(z))
+  return np.tile(z, (num_classes, 1)), labels, len(z)
 
 
 def sample(generator: Generator, z: jax.Array,

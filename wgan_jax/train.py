@@ -181,7 +181,8 @@ def _write_samples(workdir: str, writer: run_logs.MetricWriter,
   """The fixed-noise grid; class-conditional: one row per class, named."""
   labels, columns, row_labels = None, None, None
   if gan.num_classes:
-    z, labels, columns = sampling.class_rows(z, gan.num_classes)
+    z, labels, columns = sampling.class_rows(
+        z[:max(1, len(z) // gan.num_classes)], gan.num_classes)
     row_labels = list(class_names) or None
   out = sampling.generate(gan.generator, state.generator.variables, z, labels)
   if len(gan.data_shape) != 3:
