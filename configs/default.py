@@ -93,6 +93,14 @@ def base_config() -> ml_collections.ConfigDict:
   config.optimizer.decay_rate = 0.5
   config.optimizer.decay_steps = 10_000
 
+  # Exponential moving average of the generator's weights (0 = off). When on,
+  # sample grids, `generate` and the evaluation use the average by default
+  # (evaluation also reports the raw generator as eval_raw/*). Until
+  # start_step generator steps the average is a copy of the weights.
+  config.ema = ml_collections.ConfigDict()
+  config.ema.decay = 0.0
+  config.ema.start_step = 0
+
   # Logging, samples, checkpoints (in generator steps).
   config.log_every = 100
   config.sample_every = 1000

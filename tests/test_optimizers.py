@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from configs import default
 from wgan_jax import optimizers
 
 
@@ -136,3 +137,33 @@ def test_unknown_optimizer_and_bad_clip_are_refused():
     optimizers.make_optimizer(_opt(name="sgd"), 1e-3, 10)
   with pytest.raises(ValueError, match="clip_value must be positive"):
     optimizers.clip_params(0.0)
+
+
+def test_the_ema_is_its_definition_on_a_hand_computed_case():
+  tx = optax.chain(optax.sgd(1.0), optimizers.track_ema(0.5, start_step=1))
+  params = {"w": jnp.array([1.0, -2.0])}
+  state = tx.init(params)
+  np.testing.assert_array_equal(optimizers.ema_params(state)["w"], [1.0, -2.0])
+  expected = []
+  for grad in ([1.0, 0.0], [0.0, 4.0], [2.0, 2.0]):
+    updates, state = tx.update({"w": jnp.array(grad)}, state, params)
+    params = optax.apply_updates(params, updates)
+    expected.append(np.asarray(optimizers.ema_params(state)["w"]))
+  # p1 = (0, -2): copied (update 1 <= start_step); p2 = (0, -6): 0.5 p2 +
+  # 0.5 ema1 = (0, -4); p3 = (-2, -8): 0.5 * (-2, -8) + 0.5 * (0, -4).
+  np.testing.assert_array_equal(expected, [[0.0, -2.0], [0.0, -4.0], [-1.0, -6.0]])
+  # The updates pass unchanged: the parameters are plain SGD's.
+  np.testing.assert_array_equal(params["w"], [-2.0, -8.0])
+
+
+def test_an_optimizer_keeps_an_ema_only_when_asked():
+  config = default.get_config()
+  params = {"w": jnp.ones(3)}
+  plain = optimizers.make_optimizer(config.optimizer, 1e-3, 10, ema=config.ema)
+  assert optimizers.ema_params(plain.init(params)) is None
+  config.ema.decay = 0.99
+  kept = optimizers.make_optimizer(config.optimizer, 1e-3, 10, ema=config.ema)
+  np.testing.assert_array_equal(optimizers.ema_params(kept.init(params))["w"],
+                                np.ones(3))
+  with pytest.raises(ValueError, match="decay must lie in"):
+    optimizers.track_ema(1.0)

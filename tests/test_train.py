@@ -443,3 +443,30 @@ def test_a_conditional_config_on_unlabelled_data_is_one_clear_error(tmp_path):
   config.data.channels = 1
   with pytest.raises(validation.ConfigError, match="needs labelled data"):
     train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_an_ema_run_resumes_bitwise_and_samples_with_the_average(tmp_path):
+  config = _toy_config(steps=4)
+  config.ema.decay, config.ema.start_step = 0.9, 1
+  full = train.train_and_evaluate(config, str(tmp_path / "full"))
+  config.num_train_steps = 2
+  train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  config.num_train_steps = 4
+  resumed = train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  chex.assert_trees_all_equal(jax.device_get(resumed), jax.device_get(full))
+  average = jax.device_get(full.generator.sampling_variables()["params"])
+  raw = jax.device_get(full.generator.params)
+  assert not np.allclose(jax.tree.leaves(average)[0], jax.tree.leaves(raw)[0])
+  # The saved generator is the average by default, the raw weights on request.
+  workdir = str(tmp_path / "full")
+  loaded = sampling.load_generator(workdir)
+  assert loaded.ema
+  chex.assert_trees_all_equal(jax.device_get(loaded.variables["params"]), average)
+  chex.assert_trees_all_equal(
+      jax.device_get(sampling.load_generator(workdir, ema=False).variables[
+          "params"]), raw)
+  # Switching the EMA off (or on) is a change of the state: refused.
+  config.ema.decay = 0.0
+  config.num_train_steps = 6
+  with pytest.raises(validation.ConfigError, match=r"ema.decay: 0.9 -> 0.0"):
+    train.train_and_evaluate(config, workdir)

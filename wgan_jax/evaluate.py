@@ -7,8 +7,9 @@ Usage:
       [--num_samples=N] [--batch_size=B] [--inception=PATH] [--cache_dir=DIR]
       [--data_path=DIR] [--image_size=S] [--npz_key=KEY]
 
---workdir evaluates checkpoint --step (default: the latest) exactly as the
-training loop does (wgan_jax/evaluator.py): the run's config.eval settings,
+--workdir evaluates checkpoint --step (default: the latest; the moving
+average of the generator's weights if the run keeps one, --raw for the raw
+weights) exactly as the training loop does (wgan_jax/evaluator.py): the run's config.eval settings,
 overridden by the flags given, noise from (config.seed, step), reference =
 the run's training data, cached in config.data.cache_dir or DIR/data_cache.
 
@@ -134,7 +135,8 @@ def run(workdir: str | None = None, step: int | None = None,
         num_samples: int | None = None, num_real: int | None = None,
         batch_size: int | None = None, inception: str | None = None,
         cache_dir: str | None = None, data_path: str = "",
-        image_size: int = 0, npz_key: str = "") -> dict[str, Any]:
+        image_size: int = 0, npz_key: str = "",
+        raw: bool = False) -> dict[str, Any]:
   """Evaluates a run's checkpoint (workdir) or one image set vs another.
 
   Arguments are the flags of the module docstring; None takes the default.
@@ -152,12 +154,13 @@ def run(workdir: str | None = None, step: int | None = None,
     raise ArgumentError("Give --workdir, or --real and --fake (not both).")
   if workdir is not None:
     result = _evaluate_run(workdir, step, num_samples, num_real, batch_size,
-                           inception, cache_dir)
+                           inception, cache_dir, raw)
   else:
     if real is None or fake is None:
       raise ArgumentError("--real and --fake go together: give both sets.")
-    if step is not None:
-      raise ArgumentError("--step applies to --workdir only.")
+    if step is not None or raw:
+      raise ArgumentError(f"--{'step' if step is not None else 'raw'} "
+                          "applies to --workdir only.")
     result = _evaluate_sets(real, fake, num_samples, num_real, batch_size,
                             inception, cache_dir, data_path, image_size,
                             npz_key)
@@ -166,7 +169,7 @@ def run(workdir: str | None = None, step: int | None = None,
 
 
 def _evaluate_run(workdir, step, num_samples, num_real, batch_size,
-                  inception, cache_dir) -> dict[str, Any]:
+                  inception, cache_dir, raw) -> dict[str, Any]:
   if not os.path.isdir(workdir):
     raise ArgumentError(f"--workdir={workdir} is not a folder; give the "
                         "--workdir of a training run.")
@@ -180,7 +183,7 @@ def _evaluate_run(workdir, step, num_samples, num_real, batch_size,
       config.eval, num_samples=num_samples, num_real=num_real,
       batch_size=batch_size, inception_path=inception)
   ev = evaluator.Evaluator(settings)  # Missing weights fail here.
-  generator = sampling.load_generator(workdir, step)
+  generator = sampling.load_generator(workdir, step, False if raw else None)
   cache_dir = cache_dir or config.data.cache_dir or os.path.join(
       workdir, "data_cache")
   reference = ev.reference(config.data, cache_dir)
@@ -195,7 +198,7 @@ def _evaluate_run(workdir, step, num_samples, num_real, batch_size,
       generator.module, generator.variables, generator.output_activation,
       generator.z_dim, config.seed, step, reference, generator.num_classes,
       classifier)
-  result.update(workdir=os.path.abspath(workdir),
+  result.update(workdir=os.path.abspath(workdir), ema=generator.ema,
                 seconds_reference=reference.seconds,
                 weights_sha256=ev.weights_digest,
                 **_metric_settings(settings))
@@ -266,6 +269,8 @@ def _parser() -> argparse.ArgumentParser:
   add("--image_size", type=int, default=0,
       help="--real/--fake: resize images to this square size (0: keep)")
   add("--npz_key", default="", help="images array of .npz SETs")
+  add("--raw", action="store_true", help="--workdir: the generator's raw "
+      "weights instead of their moving average (runs with config.ema)")
   return parser
 
 

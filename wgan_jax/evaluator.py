@@ -540,15 +540,27 @@ class TrainingEvaluator:
       writer: receives eval/fid, eval/kid, eval/kid_std, eval/precision,
         eval/recall at `step`.
 
+    With an EMA of the generator (config.ema), eval/* are the average's
+    numbers and eval_raw/* the raw generator's; best.json follows eval/fid.
+
     Returns:
-      Evaluator.evaluate_generator's result.
+      Evaluator.evaluate_generator's result (of the EMA generator if any).
     """
-    result = self._evaluator.evaluate_generator(
-        gan.generator, state.generator.variables, gan.output_activation,
-        gan.z_dim, self._seed, step, self.reference, self._num_classes,
-        self._classifier)
+    def evaluate(variables):
+      return self._evaluator.evaluate_generator(
+          gan.generator, variables, gan.output_activation, gan.z_dim,
+          self._seed, step, self.reference, self._num_classes,
+          self._classifier)
+
+    result = evaluate(state.generator.sampling_variables())
     scalars = {f"eval/{name}": result[name] for name in self._metric_names
                if result.get(name) is not None}
+    if state.generator.has_ema:
+      raw = evaluate(state.generator.variables)
+      scalars.update({f"eval_raw/{name}": raw[name]
+                      for name in self._metric_names
+                      if raw.get(name) is not None})
+      result["raw"] = raw
     writer.write_scalars(step, scalars)
     run_logs.log_scalars(step, scalars)
     logging.info(

@@ -30,7 +30,8 @@ for gif, .png (panels) or .gif (frames) for landscape. With --individual,
 OUT is a folder that receives grid.png and sample_0000.png, ...
 
 --step picks the checkpoint (default: the latest) for grid, sweep,
-interpolate, real and landscape.
+interpolate, real and landscape. A run with an EMA of the generator
+(config.ema) is drawn with the average; --raw draws the raw weights.
 
 Class-conditional runs: --label=K makes every image of grid, sweep and
 interpolate of class K. Without it, grid draws one row per class (the same
@@ -81,6 +82,9 @@ flags.DEFINE_float("truncation", None, "grid, sweep, interpolate: draw z "
 flags.DEFINE_integer("label", None, "grid, sweep, interpolate: the class "
                      "of every image (class-conditional runs); without it "
                      "one row per class.")
+flags.DEFINE_bool("raw", False, "grid, sweep, interpolate: the generator's "
+                  "raw weights instead of their moving average (runs with "
+                  "config.ema).")
 flags.DEFINE_list("dims", None, "sweep: the two components of z to vary, "
                   "e.g. 0,99; default: first and last.")
 flags.DEFINE_integer("seed_a", 0, "interpolate: seed of the start vectors.")
@@ -119,9 +123,9 @@ def _check_extension(mode: str, out: str, allowed: Sequence[str]) -> None:
 
 
 def _image_generator(workdir: str, step: int | None, mode: str,
-                     label: int | None) -> sampling.Generator:
-  """The generator of an image run, after checking --label."""
-  generator = sampling.load_generator(workdir, step)
+                     label: int | None, raw: bool = False) -> sampling.Generator:
+  """The generator of an image run (its EMA unless `raw`), after checking --label."""
+  generator = sampling.load_generator(workdir, step, False if raw else None)
   if len(generator.data_shape) != 3:
     raise ArgumentError(
         f"{mode} draws images, but {workdir} is a run on 2-D points "
@@ -162,7 +166,7 @@ def _noise(generator: sampling.Generator, num: int, seed: int,
 
 def _grid(workdir: str, out: str, step: int | None, *, num: int, seed: int,
           columns: int | None, individual: bool, truncation: float | None,
-          label: int | None) -> list[str]:
+          label: int | None, raw: bool) -> list[str]:
   _check_positive("num", num)
   _check_positive("columns", columns)
   if individual and (os.path.splitext(out)[1].lower()
@@ -172,7 +176,7 @@ def _grid(workdir: str, out: str, step: int | None, *, num: int, seed: int,
                         "give a folder path, not an image file.")
   if not individual:
     _check_extension("grid", out, (".png",))
-  generator = _image_generator(workdir, step, "grid", label)
+  generator = _image_generator(workdir, step, "grid", label, raw)
   if _per_class(generator, label):
     columns = columns or CLASS_ROW_COLUMNS
     z, labels, columns = sampling.class_rows(
@@ -198,9 +202,9 @@ def _grid(workdir: str, out: str, step: int | None, *, num: int, seed: int,
 
 def _sweep(workdir: str, out: str, step: int | None, *, seed: int,
            dims: Sequence[int] | None, truncation: float | None,
-           label: int | None) -> list[str]:
+           label: int | None, raw: bool) -> list[str]:
   _check_extension("sweep", out, (".png",))
-  generator = _image_generator(workdir, step, "sweep", label)
+  generator = _image_generator(workdir, step, "sweep", label, raw)
   dims = (0, generator.z_dim - 1) if dims is None else tuple(dims)
   z = _noise(generator, 1, seed, truncation)[0]
   try:
@@ -246,14 +250,15 @@ def _load_vectors(generator: sampling.Generator, path: str,
 def _interpolate(workdir: str, out: str, step: int | None, *, seed_a: int,
                  seed_b: int, z_a: str | None, z_b: str | None,
                  rows: int | None, columns: int | None,
-                 truncation: float | None, label: int | None) -> list[str]:
+                 truncation: float | None, label: int | None,
+                 raw: bool) -> list[str]:
   _check_extension("interpolate", out, (".png",))
   _check_positive("rows", rows)
   columns = INTERPOLATION_POINTS if columns is None else columns
   if columns < 2:
     raise ArgumentError(f"--columns={columns}: interpolate needs >= 2 points "
                         "per row (both endpoints).")
-  generator = _image_generator(workdir, step, "interpolate", label)
+  generator = _image_generator(workdir, step, "interpolate", label, raw)
   ends = {flag: _load_vectors(generator, path, flag)
           for flag, path in (("z_a", z_a), ("z_b", z_b)) if path is not None}
   # Files fix the number of pairs; seeds draw that many (default: --rows).
@@ -422,10 +427,11 @@ def _landscape(workdir: str, out: str, step: int | None, *, all_steps: bool,
 # mode: (function, its flags, whether --step applies)
 _MODES: dict[str, tuple[Callable[..., list[str]], tuple[str, ...], bool]] = {
     "grid": (_grid, ("num", "seed", "columns", "individual", "truncation",
-                     "label"), True),
-    "sweep": (_sweep, ("seed", "dims", "truncation", "label"), True),
+                     "label", "raw"), True),
+    "sweep": (_sweep, ("seed", "dims", "truncation", "label", "raw"), True),
     "interpolate": (_interpolate, ("seed_a", "seed_b", "z_a", "z_b", "rows",
-                                   "columns", "truncation", "label"), True),
+                                   "columns", "truncation", "label", "raw"),
+                    True),
     "gif": (_gif, ("duration_ms", "every"), False),
     "losses": (_losses, (), False),
     "real": (_real, ("num", "seed", "columns"), True),

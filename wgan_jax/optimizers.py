@@ -9,9 +9,14 @@ config.optimizer fields:
     code) | 'exponential' (lr * decay_rate^(updates / decay_steps)).
   decay_rate, decay_steps: of the exponential schedule, counted in the
     optimizer's own updates.
+
+config.ema (the generator's exponential moving average, Karras et al. 2018,
+Yazici et al. 2019): decay (0 = off) and start_step; `track_ema` keeps the
+average in the generator's optimizer state, so it is checkpointed and
+resumed with it, and `ema_params` reads it back.
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,9 +41,10 @@ def learning_rate_schedule(opt: ml_collections.ConfigDict, learning_rate: float,
 
 
 def make_optimizer(opt: ml_collections.ConfigDict, learning_rate: float,
-                   total_updates: int,
-                   clip_value: float | None = None) -> optax.GradientTransformation:
-  """The optimizer of one network, with weight clipping chained after it.
+                   total_updates: int, clip_value: float | None = None,
+                   ema: ml_collections.ConfigDict | None = None
+                   ) -> optax.GradientTransformation:
+  """The optimizer of one network, with weight clipping and the EMA chained after it.
 
   Args:
     opt: config.optimizer.
@@ -46,6 +52,8 @@ def make_optimizer(opt: ml_collections.ConfigDict, learning_rate: float,
     total_updates: updates over the whole run (for the linear schedule).
     clip_value: if set, every parameter lies in [-clip_value, clip_value]
       after every update (WGAN weight clipping).
+    ema: config.ema; with decay > 0 the state also holds the moving average
+      of the parameters (`track_ema`).
   """
   schedule = learning_rate_schedule(opt, learning_rate, total_updates)
   if opt.name == "adam":
@@ -60,7 +68,54 @@ def make_optimizer(opt: ml_collections.ConfigDict, learning_rate: float,
                      f"{OPTIMIZERS}.")
   if clip_value is not None:
     tx = optax.chain(tx, clip_params(clip_value))
+  if ema is not None and ema.decay > 0:
+    tx = optax.chain(tx, track_ema(ema.decay, ema.start_step))
   return tx
+
+
+class EmaState(NamedTuple):
+  """`track_ema`'s state: the updates seen and the average of the parameters."""
+  count: jax.Array  # int32 []
+  params: Any
+
+
+def track_ema(decay: float, start_step: int = 0) -> optax.GradientTransformation:
+  """Keeps an exponential moving average of the parameters; the updates pass unchanged.
+
+  After the n-th update (n = 1, 2, ...) with new parameters p_n:
+  ema_n = p_n while n <= start_step, else decay * ema_{n-1} + (1 - decay) * p_n.
+  Chained last, p_n is exactly what `optax.apply_updates` gives the caller.
+  """
+  if not 0 < decay < 1:
+    raise ValueError(f"EMA decay must lie in (0, 1), got {decay}.")
+
+  def init_fn(params: Any) -> EmaState:
+    return EmaState(jnp.zeros((), jnp.int32),
+                    jax.tree.map(lambda p: jnp.array(p, copy=True), params))
+
+  def update_fn(updates: Any, state: EmaState,
+                params: Any = None) -> tuple[Any, EmaState]:
+    if params is None:
+      raise ValueError("track_ema needs the current params: call "
+                       "tx.update(grads, opt_state, params).")
+    new_params = optax.apply_updates(params, updates)
+    count = state.count + 1
+    copying = count <= start_step
+    average = jax.tree.map(
+        lambda e, p: jnp.where(copying, p, decay * e + (1 - decay) * p).astype(
+            p.dtype), state.params, new_params)
+    return updates, EmaState(count, average)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def ema_params(opt_state: Any) -> Any | None:
+  """The moving average of the parameters held in `opt_state`, or None if it keeps none."""
+  for node in jax.tree.leaves(opt_state,
+                              is_leaf=lambda x: isinstance(x, EmaState)):
+    if isinstance(node, EmaState):
+      return node.params
+  return None
 
 
 def clip_params(clip_value: float) -> optax.GradientTransformation:

@@ -26,6 +26,7 @@ import numpy as np
 from wgan_jax import checkpointing
 from wgan_jax import conditioning
 from wgan_jax import models
+from wgan_jax import optimizers
 from wgan_jax.data import transforms
 from wgan_jax.errors import UserError
 
@@ -55,6 +56,7 @@ class Generator:
   data_shape: tuple[int, ...]  # per example: (H, W, C) or (D,)
   step: int
   class_names: tuple[str, ...] = ()
+  ema: bool = False  # the variables are the moving average of the weights
 
   @property
   def z_dim(self) -> int:
@@ -282,12 +284,15 @@ def critic_values(critic: Critic, x: Any, labels: Any = None,
       _apply_batched(critic.module, critic.variables, x, batch_size, labels))
 
 
-def _load_network(workdir: str, step: int | None, network: str):
+def _load_network(workdir: str, step: int | None, network: str,
+                  ema: bool = False):
   """(module, variables, config, data_shape, step, meta) of one saved network.
 
   Args:
     network: 'generator' or 'critic': only that network's params and batch
       stats are read.
+    ema: the generator's moving average of the params (config.ema) instead
+      of the params; its optimizer state, which holds it, is read too.
   """
   step = checkpointing.resolve_step(workdir, step)
   meta = checkpointing.read_meta(workdir, step)
@@ -304,10 +309,14 @@ def _load_network(workdir: str, step: int | None, network: str):
   abstract = jax.eval_shape(
       functools.partial(models.init_variables, module), jax.random.key(0),
       example, labels)
-  restored = checkpointing.restore_network(workdir, network, {
-      "params": abstract["params"],
-      "batch_stats": abstract.get("batch_stats", {}),
-  }, step)
+  target = {"params": abstract["params"],
+            "batch_stats": abstract.get("batch_stats", {})}
+  if ema:
+    tx = optimizers.make_optimizer(
+        config.optimizer, config.optimizer.generator_learning_rate,
+        config.num_train_steps, ema=config.ema)
+    target["opt_state"] = jax.eval_shape(tx.init, abstract["params"])
+  restored = checkpointing.restore_network(workdir, network, target, step)
   # A partial restore leaves the abstract leaves that the checkpoint lacks.
   missing = [jax.tree_util.keystr(path) for path, leaf in
              jax.tree_util.tree_leaves_with_path(restored)
@@ -317,18 +326,32 @@ def _load_network(workdir: str, step: int | None, network: str):
         f"Checkpoint {step} of {workdir} has no arrays for {len(missing)} "
         f"{network} variables (e.g. {missing[0]}): it was saved by a version "
         "of models.py with other layer names. Load it with that version.")
-  variables = {"params": restored["params"]}
+  variables = {"params": (optimizers.ema_params(restored["opt_state"]) if ema
+                         else restored["params"])}
   if restored["batch_stats"]:
     variables["batch_stats"] = restored["batch_stats"]
   return module, variables, config, data_shape, step, meta
 
 
-def load_generator(workdir: str, step: int | None = None) -> Generator:
-  """The generator of a run's checkpoint `step` (default: the latest)."""
+def load_generator(workdir: str, step: int | None = None,
+                   ema: bool | None = None) -> Generator:
+  """The generator of a run's checkpoint `step` (default: the latest).
+
+  Args:
+    ema: use the moving average of its weights (config.ema); None: if the
+      run keeps one. True for a run without one is an error.
+  """
+  meta_config = checkpointing.config_from_meta(
+      checkpointing.read_meta(workdir, step))
+  has_ema = meta_config.ema.decay > 0
+  if ema and not has_ema:
+    raise UserError(f"{workdir} was trained without an EMA of the generator "
+                    "(config.ema.decay=0): load its raw weights (ema=False).")
+  ema = has_ema if ema is None else ema
   module, variables, config, data_shape, step, meta = _load_network(
-      workdir, step, "generator")
+      workdir, step, "generator", ema)
   return Generator(module=module, variables=variables, config=config,
-                   data_shape=data_shape, step=step,
+                   data_shape=data_shape, step=step, ema=ema,
                    class_names=tuple(meta.get("class_names", ())))
 
 

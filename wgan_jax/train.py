@@ -184,7 +184,8 @@ def _write_samples(workdir: str, writer: run_logs.MetricWriter,
     z, labels, columns = sampling.class_rows(
         z[:max(1, len(z) // gan.num_classes)], gan.num_classes)
     row_labels = list(class_names) or None
-  out = sampling.generate(gan.generator, state.generator.variables, z, labels)
+  out = sampling.generate(gan.generator, state.generator.sampling_variables(),
+                         z, labels)
   if len(gan.data_shape) != 3:
     return  # 2-D toy points: `generate landscape` draws them
   grid = images.make_grid(transforms.to_uint8(out, gan.output_activation),

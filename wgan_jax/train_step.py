@@ -61,6 +61,19 @@ class NetState:
       return {"params": self.params, "batch_stats": self.batch_stats}
     return {"params": self.params}
 
+  @property
+  def has_ema(self) -> bool:
+    """Whether the optimizer state keeps a moving average of the params (config.ema)."""
+    return optimizers.ema_params(self.opt_state) is not None
+
+  def sampling_variables(self, ema: bool = True) -> dict[str, Any]:
+    """Variables to sample with: the moving average of the params if kept
+    (and `ema`), else the params; the batch statistics are the network's own."""
+    average = optimizers.ema_params(self.opt_state) if ema else None
+    if average is None:
+      return self.variables
+    return dict(self.variables, params=average)
+
 
 # The TrainState fields that are a NetState.
 NETWORKS = ("generator", "critic")
@@ -126,7 +139,8 @@ def create_gan(config: ml_collections.ConfigDict,
       generator=generator,
       critic=critic,
       generator_tx=optimizers.make_optimizer(
-          opt, opt.generator_learning_rate, config.num_train_steps),
+          opt, opt.generator_learning_rate, config.num_train_steps,
+          ema=config.ema),
       critic_tx=optimizers.make_optimizer(
           opt, opt.critic_learning_rate,
           config.num_train_steps * config.n_critic, clip_value=clip),

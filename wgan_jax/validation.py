@@ -179,6 +179,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"config.{field} must be >= 1, got {config[field]}.")
 
   _check_conditional(config)
+  if not 0 <= config.ema.decay < 1:
+    raise ConfigError(f"config.ema.decay={config.ema.decay}: use 0 (off) or "
+                      "a decay in (0, 1), e.g. 0.999.")
+  if config.ema.start_step < 0:
+    raise ConfigError(f"config.ema.start_step={config.ema.start_step}: use "
+                      ">= 0 generator steps.")
   loss = losses.LOSSES[config.loss]
   if loss.penalty is not None:
     if model.critic_norm == "batch":
@@ -322,6 +328,11 @@ def math_facts(config: ml_collections.ConfigDict, num_examples: int,
       "model": _flat(config.model),
       "optimizer": opt,
       "random_flip": config.data.random_flip,
+      "conditional": (config.conditional.to_dict() if config.model.num_classes
+                      else None),
+      # Not the training's numbers, but the state's shape and its average.
+      "ema": {"decay": config.ema.decay,
+              "start_step": config.ema.start_step if config.ema.decay else 0},
       "dataset": {"num_examples": int(num_examples),
                   "example_shape": list(data_shape), "digest": digest},
   }
@@ -336,6 +347,10 @@ def _json_like(value: Any) -> Any:
   return value
 
 
+# Facts added after runs were saved without them: the value those runs had.
+_FACTS_BEFORE_THEY_WERE_SAVED = {"ema.decay": 0.0, "ema.start_step": 0}
+
+
 def check_resume(saved: Mapping[str, Any], current: Mapping[str, Any],
                  workdir: str) -> None:
   """Refuses to resume when a math fact differs; names each difference.
@@ -346,6 +361,7 @@ def check_resume(saved: Mapping[str, Any], current: Mapping[str, Any],
     current: math_facts of the config and data being resumed with.
   """
   old, new = _flat(_json_like(dict(saved))), _flat(_json_like(dict(current)))
+  old = {**_FACTS_BEFORE_THEY_WERE_SAVED, **old}
   changed = sorted(k for k in set(old) & set(new) if old[k] != new[k])
   if not changed:
     return
