@@ -93,6 +93,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.optimizer.decay_rate = 0.5
   config.optimizer.decay_steps = 10_000
 
+  # DiffAugment (Zhao et al. 2020) of every critic input, real and fake, in
+  # both players' losses: "" (off) or a list like "color,translation,cutout"
+  # (wgan_jax/augment.py).
+  config.augment = ml_collections.ConfigDict()
+  config.augment.policy = ""
+
   # Exponential moving average of the generator's weights (0 = off). When on,
   # sample grids, `generate` and the evaluation use the average by default
   # (evaluation also reports the raw generator as eval_raw/*). Until

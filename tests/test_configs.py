@@ -12,6 +12,7 @@ import pathlib
 import conftest
 import numpy as np
 import pytest
+from PIL import Image
 
 from wgan_jax import checkpointing
 from wgan_jax import run_logs
@@ -27,10 +28,11 @@ def _load(name: str, arg: str | None = None):
 
 
 def test_every_config_is_listed():
-  assert CONFIGS == ["anime_dcgan", "anime_wgan", "anime_wgangp",
-                     "cifar10_wgangp", "fashion_mnist_gan",
-                     "fashion_mnist_wgan", "fashion_mnist_wgangp",
-                     "toy_wgangp"]
+  assert CONFIGS == ["animal_faces_acwgangp", "animal_faces_cwgangp",
+                     "anime_dcgan", "anime_wgan", "anime_wgangp",
+                     "cifar10_wgangp", "fashion_mnist_cwgangp",
+                     "fashion_mnist_gan", "fashion_mnist_wgan",
+                     "fashion_mnist_wgangp", "toy_wgangp"]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -65,6 +67,21 @@ def test_gradient_penalty_configs_use_the_papers_settings(name):
   assert c.model.critic_norm != "batch"
 
 
+def test_conditional_configs_name_their_methods():
+  fmnist = _load("fashion_mnist_cwgangp")
+  assert (fmnist.model.num_classes, fmnist.model.critic_conditioning,
+          fmnist.model.generator_conditioning) == (10, "projection", "cbn")
+  assert fmnist.eval.classifier_test_split == "test"
+  afhq = _load("animal_faces_cwgangp")
+  assert (afhq.model.num_classes, afhq.model.critic_conditioning,
+          afhq.data.image_size, afhq.model.critic_norm) == (3, "projection", 64,
+                                                           "none")
+  ac = _load("animal_faces_acwgangp")
+  assert (ac.model.critic_conditioning, ac.model.generator_conditioning,
+          ac.conditional.ac_weight, ac.conditional.ac_generator_weight) == (
+              "ac", "concat", 1.0, 0.1)
+
+
 @pytest.mark.parametrize("name", ["anime_dcgan", "fashion_mnist_gan"])
 def test_dcgan_configs_update_the_discriminator_once_per_step(name):
   c = _load(name)
@@ -77,6 +94,15 @@ def _point_at_data(config, name: str, tmp_path: pathlib.Path) -> None:
   elif name.startswith("fashion_mnist"):
     conftest.require_data("fashion-mnist/train-images-idx3-ubyte.gz")
     config.data.path = str(conftest.data_dir() / "fashion-mnist")
+  elif name.startswith("animal_faces"):
+    # Only AFHQ cats exist here: a generated folder in the AFHQ layout.
+    rng = np.random.default_rng(0)
+    for animal in ("cat", "dog", "wild"):
+      (tmp_path / "afhq" / animal).mkdir(parents=True)
+      for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(
+            tmp_path / "afhq" / animal / f"{i}.png")
+    config.data.path = str(tmp_path / "afhq")
   elif name.startswith("cifar10"):
     images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3),
                                                dtype=np.uint8)

@@ -25,6 +25,7 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
+from wgan_jax import augment
 from wgan_jax import conditioning
 from wgan_jax import losses
 from wgan_jax import models
@@ -44,6 +45,8 @@ TRAIN_STREAM = 1
 # fold_in constant of the labels of generated images, within a step's key
 # (a separate stream: the other draws of a step stay as they were).
 LABEL_STREAM = 7
+# fold_in constant of the augmentation (config.augment) within a step's key.
+AUGMENT_STREAM = 8
 FAKE_LABEL_MODES = ("uniform", "data")
 
 
@@ -113,6 +116,8 @@ class GAN:
   ac_weight: float = 0.0
   ac_generator_weight: float = 0.0
   ac_classify_fakes: bool = False
+  # DiffAugment of every critic input (config.augment.policy); () = off.
+  augment_policy: tuple[str, ...] = ()
 
 
 def create_gan(config: ml_collections.ConfigDict,
@@ -162,6 +167,7 @@ def create_gan(config: ml_collections.ConfigDict,
       ac_weight=cond.ac_weight if classifier else 0.0,
       ac_generator_weight=cond.ac_generator_weight if classifier else 0.0,
       ac_classify_fakes=bool(cond.ac_classify_fakes) and classifier,
+      augment_policy=augment.parse_policy(config.augment.policy),
   )
 
 
@@ -216,6 +222,10 @@ class StepNoise(NamedTuple):
   # fake_labels='data' the critic's fakes take the real batch's instead.
   critic_labels: Array  # [n_critic, B]
   generator_labels: Array  # [B]
+  # Keys of the augmentation (config.augment): per critic update, and of the
+  # generator update.
+  critic_augment: Array  # key [n_critic]
+  generator_augment: Array  # key []
 
 
 def sample_labels(gan: GAN, key: Array, shape: tuple[int, ...]) -> Array:
@@ -246,6 +256,8 @@ def step_noise(gan: GAN, step: Array) -> StepNoise:
   else:
     critic_labels = jnp.zeros(shape, jnp.int32)
     generator_labels = jnp.zeros((gan.batch_size,), jnp.int32)
+  augment_keys = jax.random.split(jax.random.fold_in(key, AUGMENT_STREAM),
+                                  gan.n_critic + 1)
   return StepNoise(
       critic_z=jax.random.normal(z_key, shape + (gan.z_dim,)),
       eps=jax.random.uniform(eps_key, shape),
@@ -253,7 +265,17 @@ def step_noise(gan: GAN, step: Array) -> StepNoise:
       generator_z=jax.random.normal(generator_key, (gan.batch_size, gan.z_dim)),
       critic_labels=critic_labels,
       generator_labels=generator_labels,
+      critic_augment=augment_keys[:-1],
+      generator_augment=augment_keys[-1],
   )
+
+
+def augment_images(gan: GAN, key: Array, x: Array) -> Array:
+  """DiffAugment of critic inputs x [B, ...] (identity if config.augment is off)."""
+  if not gan.augment_policy:
+    return x
+  low, high = transforms.IMAGE_RANGES[gan.output_activation]
+  return augment.diff_augment(key, x, gan.augment_policy, low, high)
 
 
 def prepare_reals(gan: GAN, reals: Array, flips: Array) -> Array:
@@ -322,15 +344,21 @@ def _accuracy(logits: Array, labels: Array) -> Array:
 
 def generator_objective(gan: GAN, generator_params: Any,
                         generator_batch_stats: Any, critic: NetState,
-                        z: Array, labels: Array | None = None
+                        z: Array, labels: Array | None = None,
+                        augment_key: Array | None = None
                         ) -> tuple[Array, tuple[Metrics, Any]]:
   """The generator's loss on fresh noise (and labels); the critic is a constant here.
+
+  With config.augment, the critic scores augmented fakes (augment_key) and
+  the gradient flows through the augmentation.
 
   Returns (loss, (metrics, new generator batch stats)).
   """
   fake, stats = apply_model(gan.generator, generator_params,
                             generator_batch_stats, z, train=True,
                             labels=labels)
+  if augment_key is not None:
+    fake = augment_images(gan, augment_key, fake)
   # Critic batch stats (if any) are not updated by the generator's pass.
   out, _ = apply_model(gan.critic, critic.params, critic.batch_stats, fake,
                        train=True, labels=labels)
@@ -381,11 +409,16 @@ def train_step(gan: GAN, state: TrainState, batch: Batch,
 
   def critic_update(carry, inputs):
     critic, generator_batch_stats = carry
-    real, z, eps, real_y, fake_y = inputs
+    real, z, eps, real_y, fake_y, augment_key = inputs
     fake, generator_batch_stats = apply_model(
         gan.generator, generator.params, generator_batch_stats,
         constrain(z), train=True, labels=maybe(fake_y))
     fake = jax.lax.stop_gradient(fake)
+    # DiffAugment: real and fake each with their own transforms; the penalty
+    # then interpolates between the augmented images.
+    real_key, fake_key = jax.random.split(augment_key)
+    real = augment_images(gan, real_key, constrain(real))
+    fake = augment_images(gan, fake_key, fake)
     grad_fn = jax.value_and_grad(
         functools.partial(critic_objective, gan), has_aux=True)
     (_, (metrics, batch_stats)), grads = grad_fn(
@@ -403,14 +436,16 @@ def train_step(gan: GAN, state: TrainState, batch: Batch,
   # rolled scan compiles once per body and runs as fast.
   (critic, generator_batch_stats), critic_metrics = jax.lax.scan(
       critic_update, (state.critic, generator.batch_stats),
-      (reals, noise.critic_z, noise.eps, real_labels, critic_fake_labels),
+      (reals, noise.critic_z, noise.eps, real_labels, critic_fake_labels,
+       noise.critic_augment),
       unroll=gan.n_critic if gan.unroll_critic else 1)
 
   grad_fn = jax.value_and_grad(
       functools.partial(generator_objective, gan), has_aux=True)
   (generator_loss, (generator_metrics, generator_batch_stats)), grads = grad_fn(
       generator.params, generator_batch_stats, critic,
-      constrain(noise.generator_z), maybe(noise.generator_labels))
+      constrain(noise.generator_z), maybe(noise.generator_labels),
+      noise.generator_augment)
   updates, generator_opt_state = gan.generator_tx.update(
       grads, generator.opt_state, generator.params)
   generator = NetState(params=optax.apply_updates(generator.params, updates),

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import ml_collections
 import numpy as np
 
+from wgan_jax import augment
 from wgan_jax import conditioning
 from wgan_jax import data as data_lib
 from wgan_jax import losses
@@ -179,6 +180,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"config.{field} must be >= 1, got {config[field]}.")
 
   _check_conditional(config)
+  try:
+    policy = augment.parse_policy(config.augment.policy)
+  except ValueError as e:
+    raise ConfigError(f"config.augment.policy={config.augment.policy!r}: "
+                      f"{e}") from None
+  if policy and not models.ARCHS[model.arch].images:
+    raise ConfigError(f"config.augment.policy={config.augment.policy!r} "
+                      "augments images; 2-D points take policy=''.")
   if not 0 <= config.ema.decay < 1:
     raise ConfigError(f"config.ema.decay={config.ema.decay}: use 0 (off) or "
                       "a decay in (0, 1), e.g. 0.999.")
@@ -328,6 +337,7 @@ def math_facts(config: ml_collections.ConfigDict, num_examples: int,
       "model": _flat(config.model),
       "optimizer": opt,
       "random_flip": config.data.random_flip,
+      "augment": tuple(augment.parse_policy(config.augment.policy)),
       "conditional": (config.conditional.to_dict() if config.model.num_classes
                       else None),
       # Not the training's numbers, but the state's shape and its average.
@@ -348,7 +358,8 @@ def _json_like(value: Any) -> Any:
 
 
 # Facts added after runs were saved without them: the value those runs had.
-_FACTS_BEFORE_THEY_WERE_SAVED = {"ema.decay": 0.0, "ema.start_step": 0}
+_FACTS_BEFORE_THEY_WERE_SAVED = {"ema.decay": 0.0, "ema.start_step": 0,
+                                 "augment": ()}
 
 
 def check_resume(saved: Mapping[str, Any], current: Mapping[str, Any],

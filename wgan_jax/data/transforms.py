@@ -18,6 +18,10 @@ def _xp(x: Array):
   return jnp if isinstance(x, jax.Array) else np
 
 
+# The value range [low, high] of images for each image output activation.
+IMAGE_RANGES = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+
+
 def to_model_range(images: Array, output_activation: str) -> Array:
   """uint8 images -> float32 in the generator's output range.
 
