@@ -274,3 +274,49 @@ def test_two_processes_evaluate_the_fid_of_one(trained_run, tmp_path):
   for name in ("fid", "kid", "kid_std", "precision", "recall"):
     assert result[name] == expected[name], name
 
+
+@pytest.mark.slow
+def test_a_run_on_process_shards_decodes_half_each_and_samples_and_evaluates(
+    tmp_path):
+  """config.data.shard_by_process on a folder, with samples and evaluation.
+
+  About 80 s here, hence slow; the other tests cover the same step, feed
+  and evaluation code without shards.
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  folder = tmp_path / "images"
+  for name in ("cat", "dog"):
+    (folder / name).mkdir(parents=True)
+    for i in range(16):
+      Image.fromarray(rng.integers(0, 256, (16, 16, 3), np.uint8)).save(
+          folder / name / f"{i:02d}.png")
+  weights = conftest.require_data(test_evaluator.WEIGHTS)
+  workdir = tmp_path / "run"
+  flags = ["--config=configs/anime_wgangp.py:smoke",
+           f"--config.data.path={folder}", "--config.data.image_size=16",
+           "--config.data.shard_by_process=True",
+           "--config.num_train_steps=2", "--config.eval.eval_every=2",
+           "--config.eval.num_samples=8", "--config.eval.num_real=8",
+           "--config.eval.batch_size=8",
+           f"--config.eval.inception_path={weights}"]
+  states, outputs = _train(tmp_path, workdir, flags, 2, 2, "shards")
+  _assert_bitwise(states[0], states[1])
+  for out in outputs:
+    # 16 of the 32 files each (every other one), from the process's shard.
+    assert "Decoding 16 images" in out and "Decoding 32" not in out
+    assert "this process's shard of the data" in out
+  meta = checkpointing.read_meta(str(workdir), 2)
+  assert meta["num_examples"] == 32 and meta["facts"]["data_shards"] == 2
+  assert os.path.exists(run_logs.sample_path(str(workdir), 2))
+  records = run_logs.read_metrics(str(workdir))
+  assert [r["step"] for r in records if "eval/fid" in r] == [2]
+  best = json.loads((workdir / "eval" / "best.json").read_text())
+  assert best["step"] == 2 and len(best["evaluations"]) == 1
+  # Resuming with another process count would change the batches: refused.
+  (code, out), = _launch(
+      [["-m", "wgan_jax.main", f"--workdir={workdir}", *flags,
+        "--config.num_train_steps=4"]], tmp_path, 4, "resume")
+  assert code == 1, out[-3000:]
+  assert re.search(r"wgan_jax.main: error: .*the process count of a "
+                   r"config.data.shard_by_process run .*: 2 -> 1", out), out

@@ -23,6 +23,7 @@ state come before every save.
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import signal
 import time
@@ -225,6 +226,17 @@ def dataset_arrays(dataset: data_lib.Dataset) -> dict[str, np.ndarray]:
   return arrays
 
 
+def data_shard(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(index, count): the part of the dataset this process loads.
+
+  (0, 1), the whole dataset, unless config.data.shard_by_process: then shard
+  process_index of process_count.
+  """
+  if config.data.shard_by_process:
+    return jax.process_index(), jax.process_count()
+  return 0, 1
+
+
 def input_feed(config: ml_collections.ConfigDict,
                dataset: data_lib.Dataset, gan: train_step.GAN,
                mesh: jax.sharding.Mesh) -> tuple[Any, Callable[[int], tuple]]:
@@ -237,13 +249,19 @@ def input_feed(config: ml_collections.ConfigDict,
   and the step gathers its batches itself, so the host does no per-step
   work. Otherwise each process gathers the block of every global batch that
   its devices hold and sends it (jax.make_array_from_process_local_data).
+
+  With config.data.shard_by_process and P > 1 processes, `dataset` is this
+  process's shard (data_shard) and its block of each batch is drawn from
+  that shard (batch_indices with shard=): the batches differ from a
+  1-process run's, their distribution does not.
   """
   arrays = dataset_arrays(dataset)
   nbytes = sum(a.nbytes for a in arrays.values())
+  shard = data_shard(config)
 
-  def indices(step: int) -> np.ndarray:
+  def indices(step: int, batch_size: int = config.batch_size) -> np.ndarray:
     return data_lib.batch_indices(dataset.num_examples, config.seed, step,
-                                  config.n_critic, config.batch_size)
+                                  config.n_critic, batch_size, shard)
 
   if (config.data.on_device and jax.process_count() == 1
       and nbytes <= MAX_ON_DEVICE_BYTES):
@@ -254,8 +272,9 @@ def input_feed(config: ml_collections.ConfigDict,
         gan, mesh, step_fn=train_step.train_step_on_device_data)
     return step_fn, lambda step: (on_device, indices(step))
   logging.info("Batches gathered on the host (data.on_device=%s, %d "
-               "processes, %.1f MiB).", config.data.on_device,
-               jax.process_count(), nbytes / 2**20)
+               "processes, %.1f MiB%s).", config.data.on_device,
+               jax.process_count(), nbytes / 2**20,
+               ", this process's shard of the data" if shard[1] > 1 else "")
   validation.check_batch_size(config.batch_size, mesh.devices.size,
                               jax.process_count())
   sharding = parallel.batch_sharded(mesh, 1)
@@ -264,13 +283,35 @@ def input_feed(config: ml_collections.ConfigDict,
   # sends only those examples of every global batch.
   local = parallel.local_batch_slice(sharding, shape, batch_axis=1)
 
+  def local_indices(step: int) -> np.ndarray:
+    if shard[1] > 1:
+      return indices(step, local.stop - local.start)
+    return indices(step)[:, local]
+
   def global_batch(step: int) -> tuple[dict[str, jax.Array]]:
-    rows = indices(step)[:, local]
+    rows = local_indices(step)
     return ({key: jax.make_array_from_process_local_data(
         sharding, array[rows], shape + array.shape[1:])
              for key, array in arrays.items()},)
 
   return train_step.make_train_step(gan, mesh), global_batch
+
+
+def _dataset_facts(dataset: data_lib.Dataset,
+                   shard: tuple[int, int]) -> tuple[int, str]:
+  """(examples, digest) of the whole dataset, also when sharded over processes.
+
+  A shard's facts are gathered from every process (a collective): the
+  total count and a digest of the shards' digests in shard order.
+  """
+  digest = validation.dataset_digest(dataset.examples, dataset.labels)
+  if shard[1] == 1:
+    return dataset.num_examples, digest
+  counts = multihost_utils.process_allgather(np.int64(dataset.num_examples))
+  digests = multihost_utils.process_allgather(
+      np.frombuffer(bytes.fromhex(digest), np.uint8))
+  combined = hashlib.sha256(np.ascontiguousarray(digests).tobytes())
+  return int(np.sum(counts)), combined.hexdigest()[:16]
 
 
 def _restore_or_init(workdir: str, gan: train_step.GAN, mesh: jax.sharding.Mesh,
@@ -324,22 +365,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   distributed.check_shared_directory(workdir)
   cache_dir = config.data.cache_dir or os.path.join(workdir, "data_cache")
+  shard = data_shard(config)
   dataset = data_lib.load_dataset(config.data, cache_dir=cache_dir,
-                                  seed=config.seed)
-  logging.info("Dataset: %s", dataset)
+                                  seed=config.seed, shard=shard)
+  logging.info("Dataset: %s%s", dataset, f" (shard {shard[0] + 1} of "
+               f"{shard[1]})" if shard[1] > 1 else "")
   data_shape = tuple(dataset.example_shape)
   validation.check_data_shape(config, data_shape)
   gan = train_step.create_gan(config, data_shape)
   mesh = parallel.make_mesh()
   step_fn, step_inputs = input_feed(config, dataset, gan, mesh)
-  facts = validation.math_facts(
-      config, dataset.num_examples, data_shape,
-      validation.dataset_digest(dataset.examples, dataset.labels))
+  num_examples, digest = _dataset_facts(dataset, shard)
+  facts = validation.math_facts(config, num_examples, data_shape, digest,
+                                data_shards=shard[1])
 
   checkpointer = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   meta = {"config": config.to_dict(), "data_shape": list(data_shape),
           "class_names": list(dataset.class_names),
-          "num_examples": dataset.num_examples, "facts": facts,
+          "num_examples": num_examples, "facts": facts,
           "num_processes": jax.process_count()}
   state = _restore_or_init(workdir, gan, mesh, checkpointer, facts)
   start = int(state.step)

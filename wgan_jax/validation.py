@@ -254,13 +254,18 @@ def dataset_digest(examples: np.ndarray, labels: np.ndarray | None) -> str:
 
 
 def math_facts(config: ml_collections.ConfigDict, num_examples: int,
-               data_shape: tuple[int, ...], digest: str) -> dict[str, Any]:
+               data_shape: tuple[int, ...], digest: str,
+               data_shards: int = 1) -> dict[str, Any]:
   """What a run's numbers depend on: a resumed run must have the same.
 
   Not included (safe to change on resume): log, sample, checkpoint and
   evaluation settings, data.path / cache_dir / on_device (the same data
-  gives bitwise the same run), critic_loop (the same mathematics), and
-  num_train_steps unless the learning rate decays linearly over it.
+  gives bitwise the same run), critic_loop (the same mathematics),
+  num_train_steps unless the learning rate decays linearly over it, and the
+  process count (the state is replicated and the global batch does not
+  depend on it) unless `data_shards` > 1: the processes of a
+  config.data.shard_by_process run draw from shards of their own, so their
+  count decides the batches.
   """
   opt = config.optimizer.to_dict()
   if opt["schedule"] != "exponential":
@@ -281,6 +286,7 @@ def math_facts(config: ml_collections.ConfigDict, num_examples: int,
       "model": _flat(config.model),
       "optimizer": opt,
       "random_flip": config.data.random_flip,
+      "data_shards": int(data_shards),
       "dataset": {"num_examples": int(num_examples),
                   "example_shape": list(data_shape), "digest": digest},
   }
@@ -310,7 +316,10 @@ def check_resume(saved: Mapping[str, Any], current: Mapping[str, Any],
     return
   names = {"schedule_steps": "num_train_steps (the linear learning-rate "
                              "decay runs over it)",
-           "dataset.digest": "the dataset's contents"}
+           "dataset.digest": "the dataset's contents",
+           "data_shards": "the process count of a config.data."
+                          "shard_by_process run (each process draws from "
+                          "its own shard)"}
   details = "; ".join(f"{names.get(k, k)}: {old[k]!r} -> {new[k]!r}"
                       for k in changed)
   raise ConfigError(
