@@ -280,7 +280,7 @@ def test_a_run_on_process_shards_decodes_half_each_and_samples_and_evaluates(
     tmp_path):
   """config.data.shard_by_process on a folder, with samples and evaluation.
 
-  About 80 s here, hence slow; the other tests cover the same step, feed
+  60-80 s here, hence slow; the other tests cover the same step, feed
   and evaluation code without shards.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
