@@ -63,6 +63,13 @@ def base_config() -> ml_collections.ConfigDict:
   # train.MAX_ON_DEVICE_BYTES); otherwise batches are gathered on the host.
   # Both give bitwise the same run.
   config.data.on_device = True
+  # Multi-process runs: each process loads only its 1/P of the examples
+  # (folders, zips and TFDS decode only theirs) and draws its part of every
+  # batch from them; then a P-process run equals a 1-process run only in
+  # distribution, and resuming with another process count is refused. Off:
+  # every process holds the whole dataset and the global batch is a function
+  # of (seed, step) alone, the same run for any process count.
+  config.data.shard_by_process = False
 
   config.model = presets.model_config("dcgan")
 

@@ -121,9 +121,8 @@ def bench(args) -> dict:
     # devices, a fresh epoch-shuffled index batch every step, gathered inside
     # the step.
     data = _real_data(args.data, shape, config)
-    step, feed = train.input_feed(config, data, gan, mesh)
-    inputs = lambda i: feed(data_lib.batch_indices(  # noqa: E731
-        data.num_examples, args.seed, i, args.n_critic, args.batch))
+    # inputs(i): step i's batches, batch_indices of (config.seed, i).
+    step, inputs = train.input_feed(config, data, gan, mesh)
     log(f"[data] {args.data}: {data.examples.shape} {data.examples.dtype} on device")
 
   t0 = time.perf_counter()

@@ -177,3 +177,15 @@ def test_the_dataset_digest_sees_labels_and_contents_at_any_size():
   changed = big.copy()
   changed[0, 0, 0, 0] ^= 1  # example 0 is among the hashed ones
   assert validation.dataset_digest(changed, labels) != digest
+
+
+def test_the_process_count_is_a_fact_only_for_runs_on_process_shards():
+  config = _config()
+  examples = np.zeros((10, 4, 4, 1), np.uint8)
+  digest = validation.dataset_digest(examples, None)
+  facts = lambda shards: validation.math_facts(  # noqa: E731
+      config, 10, (4, 4, 1), digest, data_shards=shards)
+  assert facts(1) == _facts(config)  # any process count of a whole-data run
+  with pytest.raises(ConfigError, match="the process count of a config.data."
+                     "shard_by_process run .*: 2 -> 4"):
+    validation.check_resume(facts(2), facts(4), "W")

@@ -49,5 +49,20 @@ def exit_on_user_error(prog: str, verbosity: int = 0) -> Iterator[None]:
   except UserError as e:
     if show_traceback(verbosity):
       raise
-    print(f"{prog}: error: {e}", file=sys.stderr)
+    print_error(prog, e)
     raise SystemExit(EXIT_STATUS) from None
+
+
+def print_error(prog: str, error: UserError) -> None:
+  """Prints `error` as one line `PROG: error: ...` on stderr.
+
+  An error with a true `exit_immediately` attribute then ends the process
+  with os._exit(EXIT_STATUS): a half-started runtime
+  (distributed.CoordinatorError) would log its teardown, or abort.
+  """
+  message = " ".join(str(error).split("\n"))
+  print(f"{prog}: error: {message}", file=sys.stderr)
+  if getattr(error, "exit_immediately", False):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_STATUS)

@@ -33,6 +33,12 @@ status 1 and one error line naming it, without a traceback; set
 WGAN_JAX_TRACEBACK=1 to get the exception instead.
 
 Python: run(workdir=..., ...) or run(real=..., fake=...) returns the dict.
+
+Several processes (a TPU pod slice, a GPU cluster) evaluate together: each
+runs the same command, generates and featurizes its share of the images,
+and the features are gathered, so the numbers are those of one process;
+process 0 prints the line. --coordinator_address, --num_processes,
+--process_id as for wgan_jax.main (wgan_jax/distributed.py).
 """
 from __future__ import annotations
 
@@ -50,8 +56,10 @@ from absl import logging
 from wgan_jax import checkpointing
 from wgan_jax import classifier as classifier_lib
 from wgan_jax import data as data_lib
+from wgan_jax import distributed
 from wgan_jax import errors
 from wgan_jax import evaluator
+from wgan_jax import parallel
 from wgan_jax import sampling
 from wgan_jax import validation
 
@@ -271,6 +279,14 @@ def _parser() -> argparse.ArgumentParser:
   add("--npz_key", default="", help="images array of .npz SETs")
   add("--raw", action="store_true", help="--workdir: the generator's raw "
       "weights instead of their moving average (runs with config.ema)")
+  add("--coordinator_address", help="multi-process runs: HOST:PORT of process"
+                                    " 0 (default: $JAX_COORDINATOR_ADDRESS or "
+                                    "the detected cluster's)")
+  add("--num_processes", type=int, help="multi-process runs: process count")
+  add("--process_id", type=int, help="multi-process runs: this process")
+  add("--distributed_timeout", type=int,
+      default=distributed.DEFAULT_TIMEOUT_S,
+      help="seconds to wait for every process to connect")
   return parser
 
 
@@ -283,15 +299,19 @@ def main(argv: Sequence[str] | None = None) -> int:
   """
   logging.set_verbosity(logging.WARNING)  # Orbax logs every restore at INFO.
   try:
-    result = run(**vars(_parser().parse_args(argv)))
+    args = vars(_parser().parse_args(argv))
+    distributed.initialize(*(args.pop(k) for k in (
+        "coordinator_address", "num_processes", "process_id",
+        "distributed_timeout")))
+    result = run(**args)
   except errors.UserError as e:
     if errors.show_traceback():
       raise
     # One line naming the problem and the fix, not a traceback.
-    message = " ".join(str(e).split("\n"))
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    errors.print_error(PROG, e)
     return errors.EXIT_STATUS
-  print(json.dumps(result))
+  if parallel.is_primary():
+    print(json.dumps(result))
   return 0
 
 

@@ -342,6 +342,12 @@ class Evaluator:
         "weights_sha256": self.weights_digest,
     }
     compute = lambda: self.features(images)  # noqa: E731
+    if cache_dir and not parallel.on_all_processes(
+        metrics.features_cached(cache_dir, key)):
+      # Inception runs on every process together: one that found the cache
+      # (a disk of its own, a file written meanwhile) must compute too.
+      features = compute()
+      compute = lambda: features  # noqa: E731
     if cache_dir:
       features = metrics.cached_features(cache_dir, key, compute)
       mu, sigma = metrics.cached_statistics(cache_dir, key, lambda: features)
@@ -364,7 +370,9 @@ class Evaluator:
 
     `labels` (int [N]) for a class-conditional generator. Batches of
     settings.batch_size (rounded up to whole batches per device), split over
-    the mesh like training; variables are replicated.
+    the mesh like training; variables are replicated. With several processes
+    every process calls this with the same z (and labels) and gets all the
+    images.
     """
     z = np.asarray(z, np.float32)
     sharded = parallel.batch_sharded(self.mesh)
@@ -380,7 +388,8 @@ class Evaluator:
           pad(np.asarray(labels[start:start + b], np.int32)), sharded))
       out.append(_generate_uint8(module, output_activation, variables,
                                  jax.device_put(chunk, sharded), chunk_labels))
-    return np.concatenate([np.asarray(x) for x in out])[:len(z)]
+    # Each process generated the rows of its devices; to_host gathers them.
+    return np.concatenate([parallel.to_host(x) for x in out])[:len(z)]
 
   def evaluate_images(self, images: np.ndarray, reference: Reference,
                       labels: np.ndarray | None = None,

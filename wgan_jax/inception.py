@@ -585,15 +585,17 @@ def make_feature_fn(params: Params, batch_size: int = 64,
     filled, pending = 0, None
     # One batch in flight while the previous one is copied back (jax
     # dispatches asynchronously), so host transfers overlap compute.
+    # With several processes each computes the rows on its devices and
+    # to_host gathers them (every process passes the same images).
     for count, feats in batches(images):
       if pending is not None:
         n, prev = pending
-        out[filled:filled + n] = np.asarray(prev)[:n]
+        out[filled:filled + n] = parallel.to_host(prev)[:n]
         filled += n
       pending = (count, feats)
     if pending is not None:
       n, prev = pending
-      out[filled:filled + n] = np.asarray(prev)[:n]
+      out[filled:filled + n] = parallel.to_host(prev)[:n]
     return out
 
   return feature_fn

@@ -274,6 +274,12 @@ def features_cache_path(cache_dir: str | os.PathLike,
   return _cache_path(cache_dir, key, "features")
 
 
+def features_cached(cache_dir: str | os.PathLike, key: dict[str, Any]) -> bool:
+  """Whether `cached_features(cache_dir, key, ...)` would read its file."""
+  return _read_cached(features_cache_path(cache_dir, key), _canonical_key(key),
+                      ("features",)) is not None
+
+
 def _read_cached(path: pathlib.Path, key_json: str,
                  names: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
   """The arrays `names` of a cache file written for `key_json`, else None."""

@@ -23,6 +23,7 @@ state come before every save.
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import signal
 import time
@@ -34,9 +35,11 @@ import ml_collections
 import numpy as np
 from absl import logging
 from etils import epath
+from jax.experimental import multihost_utils
 
 from wgan_jax import checkpointing
 from wgan_jax import data as data_lib
+from wgan_jax import distributed
 from wgan_jax import evaluator as evaluator_lib
 from wgan_jax import images
 from wgan_jax import models
@@ -58,14 +61,28 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class _Preemption:
-  """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+  """SIGTERM/SIGINT as a stop after a step, the same step on every process.
+
+  One process: a Python handler sets a flag, read after each step (no
+  per-step cost). Several processes must all save the same step, although
+  a signal reaches one process (or each at its own moment): JAX's
+  preemption service, started by jax.distributed.initialize, catches
+  SIGTERM and agrees on the step, and `multihost_utils.
+  reached_preemption_sync_point(step)` is True at that step on every
+  process (a local check; the agreement runs in the background). SIGINT is
+  handed to it as a SIGTERM to this process.
+  """
 
   def __init__(self):
     self.signum = None
     self._previous = {}
+    self._multiprocess = jax.process_count() > 1
 
   def __enter__(self):
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    # With several processes SIGTERM stays JAX's (its C++ handler).
+    signals = ((signal.SIGINT,) if self._multiprocess else
+               (signal.SIGTERM, signal.SIGINT))
+    for signum in signals:
       self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
@@ -73,7 +90,19 @@ class _Preemption:
     del frame
     logging.warning("Received signal %d: saving a checkpoint, then exiting.",
                     signum)
-    self.signum = signum
+    self.signum = self.signum or signum
+    if self._multiprocess:
+      os.kill(os.getpid(), signal.SIGTERM)  # To JAX's preemption service.
+
+  def stop_after(self, step: int) -> bool:
+    """Whether to save and exit after `step` steps (call after every step)."""
+    if not self._multiprocess:
+      return self.signum is not None
+    if multihost_utils.reached_preemption_sync_point(step):
+      self.signum = self.signum or signal.SIGTERM
+      logging.warning("All processes stop after step %d (preemption).", step)
+      return True
+    return False
 
   def __exit__(self, *exc):
     for signum, handler in self._previous.items():
@@ -184,8 +213,11 @@ def _write_samples(workdir: str, writer: run_logs.MetricWriter,
     z, labels, columns = sampling.class_rows(
         z[:max(1, len(z) // gan.num_classes)], gan.num_classes)
     row_labels = list(class_names) or None
-  out = sampling.generate(gan.generator, state.generator.sampling_variables(),
-                         z, labels)
+  # From this process's copy of the parameters, on its own device: process
+  # 0 draws alone, and a computation on arrays that span processes would
+  # need all of them.
+  variables = parallel.to_host(state.generator.sampling_variables())
+  out = sampling.generate(gan.generator, variables, z, labels)
   if len(gan.data_shape) != 3:
     return  # 2-D toy points: `generate landscape` draws them
   grid = images.make_grid(transforms.to_uint8(out, gan.output_activation),
@@ -202,18 +234,43 @@ def dataset_arrays(dataset: data_lib.Dataset) -> dict[str, np.ndarray]:
   return arrays
 
 
+def data_shard(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(index, count): the part of the dataset this process loads.
+
+  (0, 1), the whole dataset, unless config.data.shard_by_process: then shard
+  process_index of process_count.
+  """
+  if config.data.shard_by_process:
+    return jax.process_index(), jax.process_count()
+  return 0, 1
+
+
 def input_feed(config: ml_collections.ConfigDict,
                dataset: data_lib.Dataset, gan: train_step.GAN,
-               mesh: jax.sharding.Mesh) -> tuple[Any, Callable[..., tuple]]:
-  """The jitted step and a function from batch indices to its data inputs.
+               mesh: jax.sharding.Mesh) -> tuple[Any, Callable[[int], tuple]]:
+  """The jitted step and a function from the step to its data inputs.
 
-  On device (config.data.on_device, one process, a dataset that fits): the
-  dataset's arrays are copied to every device once and the step gathers its
-  batches itself, so the host does no per-step work. Otherwise each process
-  gathers its slice of every global batch dict and sends it.
+  Every batch is a pure function of (config.seed, step): the example
+  indices are data_lib.batch_indices of the whole dataset, whatever the
+  process and device counts. On device (config.data.on_device, one process,
+  a dataset that fits): the dataset's arrays are copied to every device once
+  and the step gathers its batches itself, so the host does no per-step
+  work. Otherwise each process gathers the block of every global batch that
+  its devices hold and sends it (jax.make_array_from_process_local_data).
+
+  With config.data.shard_by_process and P > 1 processes, `dataset` is this
+  process's shard (data_shard) and its block of each batch is drawn from
+  that shard (batch_indices with shard=): the batches differ from a
+  1-process run's, their distribution does not.
   """
   arrays = dataset_arrays(dataset)
   nbytes = sum(a.nbytes for a in arrays.values())
+  shard = data_shard(config)
+
+  def indices(step: int, batch_size: int = config.batch_size) -> np.ndarray:
+    return data_lib.batch_indices(dataset.num_examples, config.seed, step,
+                                  config.n_critic, batch_size, shard)
+
   if (config.data.on_device and jax.process_count() == 1
       and nbytes <= MAX_ON_DEVICE_BYTES):
     logging.info("Dataset on the devices (%.1f MiB); batches gathered in "
@@ -221,24 +278,48 @@ def input_feed(config: ml_collections.ConfigDict,
     on_device = jax.device_put(arrays, parallel.replicated(mesh))
     step_fn = train_step.make_train_step(
         gan, mesh, step_fn=train_step.train_step_on_device_data)
-    return step_fn, lambda indices: (on_device, indices)
+    return step_fn, lambda step: (on_device, indices(step))
   logging.info("Batches gathered on the host (data.on_device=%s, %d "
-               "processes, %.1f MiB).", config.data.on_device,
-               jax.process_count(), nbytes / 2**20)
+               "processes, %.1f MiB%s).", config.data.on_device,
+               jax.process_count(), nbytes / 2**20,
+               ", this process's shard of the data" if shard[1] > 1 else "")
   validation.check_batch_size(config.batch_size, mesh.devices.size,
                               jax.process_count())
-  per_process = config.batch_size // jax.process_count()
-  local = slice(jax.process_index() * per_process,
-                (jax.process_index() + 1) * per_process)
   sharding = parallel.batch_sharded(mesh, 1)
+  shape = (config.n_critic, config.batch_size)
+  # This process's devices hold one block of the batch axis: it gathers and
+  # sends only those examples of every global batch.
+  local = parallel.local_batch_slice(sharding, shape, batch_axis=1)
 
-  def global_batch(indices: np.ndarray) -> tuple[dict[str, jax.Array]]:
+  def local_indices(step: int) -> np.ndarray:
+    if shard[1] > 1:
+      return indices(step, local.stop - local.start)
+    return indices(step)[:, local]
+
+  def global_batch(step: int) -> tuple[dict[str, jax.Array]]:
+    rows = local_indices(step)
     return ({key: jax.make_array_from_process_local_data(
-        sharding, array[indices[:, local]],
-        (config.n_critic, config.batch_size) + array.shape[1:])
+        sharding, array[rows], shape + array.shape[1:])
              for key, array in arrays.items()},)
 
   return train_step.make_train_step(gan, mesh), global_batch
+
+
+def _dataset_facts(dataset: data_lib.Dataset,
+                   shard: tuple[int, int]) -> tuple[int, str]:
+  """(examples, digest) of the whole dataset, also when sharded over processes.
+
+  A shard's facts are gathered from every process (a collective): the
+  total count and a digest of the shards' digests in shard order.
+  """
+  digest = validation.dataset_digest(dataset.examples, dataset.labels)
+  if shard[1] == 1:
+    return dataset.num_examples, digest
+  counts = multihost_utils.process_allgather(np.int64(dataset.num_examples))
+  digests = multihost_utils.process_allgather(
+      np.frombuffer(bytes.fromhex(digest), np.uint8))
+  combined = hashlib.sha256(np.ascontiguousarray(digests).tobytes())
+  return int(np.sum(counts)), combined.hexdigest()[:16]
 
 
 def _restore_or_init(workdir: str, gan: train_step.GAN, mesh: jax.sharding.Mesh,
@@ -260,6 +341,13 @@ def _restore_or_init(workdir: str, gan: train_step.GAN, mesh: jax.sharding.Mesh,
             "num_examples"]), tuple(saved_meta["data_shape"]),
         facts["dataset"]["digest"])
   validation.check_resume(saved_facts, facts, workdir)
+  saved_processes = saved_meta.get("num_processes", 1)
+  if saved_processes != jax.process_count():
+    # Allowed: the state is replicated (restored onto this mesh) and the
+    # global batch is a function of (seed, step) alone.
+    logging.info("Resuming a run saved by %d process(es) with %d: the same "
+                 "run (replicated state, the same global batches).",
+                 saved_processes, jax.process_count())
   abstract = jax.eval_shape(lambda: train_step.create_train_state(gan))
   abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
@@ -283,24 +371,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """
   validation.validate(config)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  distributed.check_shared_directory(workdir)
   cache_dir = config.data.cache_dir or os.path.join(workdir, "data_cache")
+  shard = data_shard(config)
   dataset = data_lib.load_dataset(config.data, cache_dir=cache_dir,
-                                  seed=config.seed)
-  logging.info("Dataset: %s", dataset)
+                                  seed=config.seed, shard=shard)
+  logging.info("Dataset: %s%s", dataset, f" (shard {shard[0] + 1} of "
+               f"{shard[1]})" if shard[1] > 1 else "")
   data_shape = tuple(dataset.example_shape)
   validation.check_data_shape(config, data_shape)
   validation.check_labels(config, dataset)
   gan = train_step.create_gan(config, data_shape, dataset.class_frequencies)
   mesh = parallel.make_mesh()
   step_fn, step_inputs = input_feed(config, dataset, gan, mesh)
-  facts = validation.math_facts(
-      config, dataset.num_examples, data_shape,
-      validation.dataset_digest(dataset.examples, dataset.labels))
+  num_examples, digest = _dataset_facts(dataset, shard)
+  facts = validation.math_facts(config, num_examples, data_shape, digest,
+                                data_shards=shard[1])
 
   checkpointer = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   meta = {"config": config.to_dict(), "data_shape": list(data_shape),
           "class_names": list(dataset.class_names),
-          "num_examples": dataset.num_examples, "facts": facts}
+          "num_examples": num_examples, "facts": facts,
+          "num_processes": jax.process_count()}
   state = _restore_or_init(workdir, gan, mesh, checkpointer, facts)
   start = int(state.step)
   total = config.num_train_steps
@@ -360,10 +452,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   with _Preemption() as preemption, _finally(checkpointer, writer):
     for step in range(start, total):
-      indices = data_lib.batch_indices(
-          dataset.num_examples, config.seed, step, config.n_critic,
-          config.batch_size)
-      inputs = step_inputs(indices)
+      inputs = step_inputs(step)
       if step == start:
         # Compile ahead of time, so that throughput and ETA exclude it.
         t0 = time.perf_counter()
@@ -373,7 +462,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       state, metrics = step_fn(state, *inputs)
       history.append(metrics)
       done = step + 1
-      preempted = preemption.signum is not None
+      preempted = preemption.stop_after(done)
       for action in actions:
         if (action.on_preemption and preempted) or (
             not preempted and itstime(done, action.every, total)):

@@ -310,13 +310,18 @@ def dataset_digest(examples: np.ndarray, labels: np.ndarray | None) -> str:
 
 
 def math_facts(config: ml_collections.ConfigDict, num_examples: int,
-               data_shape: tuple[int, ...], digest: str) -> dict[str, Any]:
+               data_shape: tuple[int, ...], digest: str,
+               data_shards: int = 1) -> dict[str, Any]:
   """What a run's numbers depend on: a resumed run must have the same.
 
   Not included (safe to change on resume): log, sample, checkpoint and
   evaluation settings, data.path / cache_dir / on_device (the same data
-  gives bitwise the same run), critic_loop (the same mathematics), and
-  num_train_steps unless the learning rate decays linearly over it.
+  gives bitwise the same run), critic_loop (the same mathematics),
+  num_train_steps unless the learning rate decays linearly over it, and the
+  process count (the state is replicated and the global batch does not
+  depend on it) unless `data_shards` > 1: the processes of a
+  config.data.shard_by_process run draw from shards of their own, so their
+  count decides the batches.
   """
   opt = config.optimizer.to_dict()
   if opt["schedule"] != "exponential":
@@ -343,6 +348,7 @@ def math_facts(config: ml_collections.ConfigDict, num_examples: int,
       # Not the training's numbers, but the state's shape and its average.
       "ema": {"decay": config.ema.decay,
               "start_step": config.ema.start_step if config.ema.decay else 0},
+      "data_shards": int(data_shards),
       "dataset": {"num_examples": int(num_examples),
                   "example_shape": list(data_shape), "digest": digest},
   }
@@ -359,6 +365,7 @@ def _json_like(value: Any) -> Any:
 
 # Facts added after runs were saved without them: the value those runs had.
 _FACTS_BEFORE_THEY_WERE_SAVED = {"ema.decay": 0.0, "ema.start_step": 0,
+                                 "data_shards": 1,
                                  "augment": ()}
 
 
@@ -378,7 +385,10 @@ def check_resume(saved: Mapping[str, Any], current: Mapping[str, Any],
     return
   names = {"schedule_steps": "num_train_steps (the linear learning-rate "
                              "decay runs over it)",
-           "dataset.digest": "the dataset's contents"}
+           "dataset.digest": "the dataset's contents",
+           "data_shards": "the process count of a config.data."
+                          "shard_by_process run (each process draws from "
+                          "its own shard)"}
   details = "; ".join(f"{names.get(k, k)}: {old[k]!r} -> {new[k]!r}"
                       for k in changed)
   raise ConfigError(

@@ -62,3 +62,25 @@ def test_editing_returned_indices_does_not_change_later_batches():
 def test_batch_indices_rejects_invalid_arguments(args):
   with pytest.raises(ValueError):
     data.batch_indices(*args)
+
+
+def test_shard_0_of_1_is_the_whole_datasets_stream():
+  for step in range(5):
+    np.testing.assert_array_equal(
+        data.batch_indices(37, 3, step, 2, 8, shard=(0, 1)),
+        data.batch_indices(37, 3, step, 2, 8))
+
+
+def test_each_shard_draws_its_own_stream_over_its_own_examples():
+  # Two shards of 19 and 18 examples, 4 of each global batch of 8 per shard.
+  a = [data.batch_indices(19, 3, k, 2, 4, shard=(0, 2)) for k in range(10)]
+  b = [data.batch_indices(18, 3, k, 2, 4, shard=(1, 2)) for k in range(10)]
+  assert all(x.shape == (2, 4) and x.max() < 19 for x in a)
+  assert all(x.max() < 18 for x in b)
+  # Every example of a shard once per epoch of the shard.
+  np.testing.assert_array_equal(np.sort(np.concatenate(a).ravel()[:19]),
+                                np.arange(19))
+  assert not np.array_equal(a[0], data.batch_indices(19, 3, 0, 2, 4))
+  # A pure function of its arguments, as without shards.
+  np.testing.assert_array_equal(a[7], data.batch_indices(19, 3, 7, 2, 4,
+                                                         shard=(0, 2)))

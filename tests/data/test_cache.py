@@ -78,3 +78,20 @@ def test_a_corrupt_cache_file_is_rebuilt(tmp_path, decode_calls):  # noqa: F811
 
   assert len(decode_calls) == 2
   np.testing.assert_array_equal(again.examples, expected)
+
+
+def test_each_shard_has_a_cache_entry_of_its_own(tmp_path,
+                                                 decode_calls):  # noqa: F811
+  make_class_folder(tmp_path / "images", {"a": 4, "b": 3})
+  config = data_config(source="folder", path=str(tmp_path / "images"))
+  cache = str(tmp_path / "cache")
+  whole = data.load_dataset(config, cache_dir=cache)
+  halves = [data.load_dataset(config, cache_dir=cache, shard=(i, 2))
+            for i in range(2)]
+  assert len(decode_calls) == 14 and len(os.listdir(cache)) == 3
+  again = [data.load_dataset(config, cache_dir=cache, shard=(i, 2))
+           for i in range(2)]
+  assert len(decode_calls) == 14  # read from the cache
+  for half, cached, i in zip(halves, again, range(2)):
+    np.testing.assert_array_equal(cached.examples, half.examples)
+    np.testing.assert_array_equal(half.examples, whole.examples[i::2])

@@ -225,3 +225,35 @@ def test_real_animal_zip_is_one_class_named_cat():
   assert ds.class_names == ("cat",)
   np.testing.assert_array_equal(ds.labels, 0)
   assert ds.examples.shape == (16, 64, 64, 3)
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_a_shard_decodes_only_its_files_and_the_shards_make_the_set(
+    tmp_path, decode_calls, as_zip):  # noqa: F811
+  make_class_folder(tmp_path / "images", {"cat": 5, "dog": 4})
+  path = tmp_path / "images"
+  if as_zip:
+    zip_folder(path, tmp_path / "images.zip")
+    path = tmp_path / "images.zip"
+  config = data_config(source="folder", path=str(path))
+  whole = data.load_dataset(config)
+  assert len(decode_calls) == 9
+  shards = [data.load_dataset(config, shard=(i, 3)) for i in range(3)]
+  assert len(decode_calls) == 18  # each file once more, in one shard
+  # Every third file of the sorted listing: each shard has both classes.
+  for i, shard in enumerate(shards):
+    np.testing.assert_array_equal(shard.examples, whole.examples[i::3])
+    np.testing.assert_array_equal(shard.labels, whole.labels[i::3])
+    assert set(shard.labels) == {0, 1} and shard.class_names == ("cat", "dog")
+
+
+def test_sources_without_file_access_are_cut_after_loading(tmp_path):
+  images = random_images(7)
+  np.savez(tmp_path / "x.npz", x_train=images)
+  config = data_config(source="npz", path=str(tmp_path / "x.npz"),
+                       npz_labels_key="")
+  shard = data.load_dataset(config, shard=(1, 2))
+  np.testing.assert_array_equal(shard.examples, images[1::2])
+  assert not shard.examples.flags.writeable
+  with pytest.raises(ValueError, match="0 <= index < count"):
+    data.load_dataset(config, shard=(2, 2))

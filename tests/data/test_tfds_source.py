@@ -43,3 +43,22 @@ def test_tfds_second_load_with_a_cache_converts_no_image(tmp_path,
 def test_unknown_tfds_dataset_is_a_data_error_naming_it():
   with pytest.raises(data.DataError, match="no_such_dataset_xyz"):
     data.load_dataset(data_config(source="tfds:no_such_dataset_xyz"))
+
+
+def test_a_tfds_shard_converts_only_its_records(monkeypatch):
+  converted = []
+  real = decode.pil_to_array
+
+  def counting(*args, **kwargs):
+    converted.append(1)
+    return real(*args, **kwargs)
+
+  config = data_config(source="tfds:cifar10", image_size=8)
+  with tfds.testing.mock_data(num_examples=7,
+                              policy=tfds.testing.MockPolicy.USE_CODE):
+    whole = data.load_dataset(config)
+    monkeypatch.setattr(decode, "pil_to_array", counting)
+    shard = data.load_dataset(config, shard=(1, 3))
+  assert len(converted) == 2  # records 1 and 4 of 7
+  np.testing.assert_array_equal(shard.examples, whole.examples[1::3])
+  np.testing.assert_array_equal(shard.labels, whole.labels[1::3])

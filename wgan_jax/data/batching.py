@@ -14,16 +14,23 @@ from wgan_jax.data.dataset import rng
 
 
 @functools.lru_cache(maxsize=16)
-def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-  """Read-only int32 [num_examples]: the example order of epoch `epoch`."""
-  order = rng(seed, STREAM_EPOCH, epoch).permutation(num_examples)
+def epoch_permutation(num_examples: int, seed: int, epoch: int,
+                      shard: tuple[int, int] = (0, 1)) -> np.ndarray:
+  """Read-only int32 [num_examples]: the example order of epoch `epoch`.
+
+  Shard (index, count) with count > 1 has a stream of its own; (0, 1) is
+  the whole dataset's.
+  """
+  more = () if shard[1] == 1 else tuple(shard)
+  order = rng(seed, STREAM_EPOCH, epoch, *more).permutation(num_examples)
   order = order.astype(np.int32)
   order.flags.writeable = False  # Shared by every caller through the cache.
   return order
 
 
 def batch_indices(num_examples: int, seed: int, step: int, n_critic: int,
-                  batch_size: int) -> np.ndarray:
+                  batch_size: int,
+                  shard: tuple[int, int] = (0, 1)) -> np.ndarray:
   """Example indices for generator step `step`; a pure function of its args.
 
   The examples form an infinite stream, the concatenation of one permutation
@@ -31,6 +38,11 @@ def batch_indices(num_examples: int, seed: int, step: int, n_critic: int,
   spawn_key=(0, e))).permutation(num_examples)`). Step `step` takes positions
   [step * n_critic * batch_size, (step + 1) * n_critic * batch_size), so
   batches cross epoch boundaries and a resumed run continues exactly.
+
+  With shard = (index, count), count > 1 (config.data.shard_by_process), the
+  indices are into that shard of num_examples examples, from a stream of its
+  own (spawn_key=(0, e, index, count)): each process draws its part of the
+  global batch from the examples it holds.
 
   Returns:
     int32 [n_critic, batch_size]: row i is the batch of critic update i.
@@ -46,7 +58,7 @@ def batch_indices(num_examples: int, seed: int, step: int, n_critic: int,
   parts = []
   for epoch in range(start // num_examples, (stop - 1) // num_examples + 1):
     offset = epoch * num_examples
-    order = epoch_permutation(num_examples, seed, epoch)
+    order = epoch_permutation(num_examples, seed, epoch, tuple(shard))
     parts.append(order[max(start - offset, 0):min(stop - offset,
                                                     num_examples)])
   return np.concatenate(parts).reshape(n_critic, batch_size)

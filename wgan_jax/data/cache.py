@@ -49,6 +49,8 @@ def cached(cache_dir: str | None, spec: Spec, key: dict[str, Any], seed: int,
       max_examples=spec.max_examples,
       # The subset depends on the seed; the full set does not.
       subset_seed=seed if spec.max_examples else None)
+  if spec.shard[1] > 1:  # Absent otherwise: earlier caches stay valid.
+    full_key["shard"] = list(spec.shard)
   digest = hashlib.sha256(
       json.dumps(full_key, sort_keys=True).encode()).hexdigest()[:24]
   safe_label = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)

@@ -16,11 +16,12 @@ STREAM_SUBSET = 1
 STREAM_TOY = 2
 
 
-def rng(seed: int, stream: int, index: int = 0) -> np.random.Generator:
+def rng(seed: int, stream: int, index: int = 0,
+        *more: int) -> np.random.Generator:
   """Generator for one purpose (`stream`) and index, derived from `seed`."""
   # SeedSequence takes only non-negative entropy; wrap negatives to 64 bits.
-  return np.random.default_rng(
-      np.random.SeedSequence(int(seed) % 2**64, spawn_key=(stream, index)))
+  return np.random.default_rng(np.random.SeedSequence(
+      int(seed) % 2**64, spawn_key=(stream, index) + tuple(more)))
 
 
 def subset(total: int, max_examples: int, seed: int) -> np.ndarray:
@@ -29,6 +30,14 @@ def subset(total: int, max_examples: int, seed: int) -> np.ndarray:
     return np.arange(total)
   order = rng(seed, STREAM_SUBSET).permutation(total)
   return np.sort(order[:max_examples])
+
+
+def shard_of(indices: np.ndarray, shard: tuple[int, int]) -> np.ndarray:
+  """Shard `index` of `count` (shard = (index, count)): every count-th entry
+  of `indices` from the index-th, so each shard samples the whole listing
+  (every class of a class-sorted folder); sizes differ by at most one."""
+  index, count = shard
+  return indices[index::count]
 
 
 def read_only(x: np.ndarray | None) -> np.ndarray | None:
@@ -134,12 +143,16 @@ class Spec:
   npz_images_key: str
   npz_labels_key: str
   toy_num_examples: int
+  # (index, count): load only shard `index` of `count` (shard_of) of the
+  # examples; not a config field (sources.load_dataset's argument).
+  shard: tuple[int, int] = (0, 1)
 
   @classmethod
   def from_config(cls, data: ml_collections.ConfigDict) -> "Spec":
     """Reads the fields directly: a missing one is an AttributeError."""
     return cls(**{f.name: getattr(data, f.name)
-                  for f in dataclasses.fields(cls)})
+                  for f in dataclasses.fields(cls)
+                  if f.default is dataclasses.MISSING})
 
   @property
   def pil_mode(self) -> str:

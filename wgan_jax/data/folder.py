@@ -21,6 +21,7 @@ from wgan_jax.data import decode
 from wgan_jax.data.dataset import Dataset
 from wgan_jax.data.dataset import Spec
 from wgan_jax.data.dataset import listing
+from wgan_jax.data.dataset import shard_of
 from wgan_jax.data.dataset import subset
 from wgan_jax.errors import DataError
 
@@ -274,7 +275,7 @@ def _decode_folder(reader, spec: Spec, seed: int, path: str) -> Dataset:
         f"no image files ({listing(sorted(IMAGE_EXTENSIONS))}) in {path} "
         f"({others}); point config.data.path at the images")
   names, labels, class_names = _folder_layout(image_names, path)
-  keep = subset(len(names), spec.max_examples, seed)
+  keep = shard_of(subset(len(names), spec.max_examples, seed), spec.shard)
   names = [names[i] for i in keep]
   labels = None if labels is None else labels[keep]
 

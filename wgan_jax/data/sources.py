@@ -21,9 +21,11 @@ with the input raises one `DataError` that names the file and the fix.
 """
 
 from collections.abc import Callable
+import dataclasses
 
 from absl import logging
 import ml_collections
+import numpy as np
 
 from wgan_jax.data import folder
 from wgan_jax.data import idx
@@ -33,6 +35,7 @@ from wgan_jax.data import toy
 from wgan_jax.data.dataset import Dataset
 from wgan_jax.data.dataset import Spec
 from wgan_jax.data.dataset import read_only
+from wgan_jax.data.dataset import shard_of
 from wgan_jax.errors import DataError
 
 # loader(spec, cache_dir, seed) -> Dataset.
@@ -57,6 +60,11 @@ def known_source(source: object) -> bool:
       and source != tfds_source.PREFIX)
 
 
+def _reads_its_shard(source: str) -> bool:
+  """Whether the loader reads and decodes only spec.shard: folders, zips, TFDS."""
+  return source == "folder" or source.startswith(tfds_source.PREFIX)
+
+
 def _loader(source: str) -> Loader:
   if source.startswith(tfds_source.PREFIX):
     return tfds_source.load
@@ -64,7 +72,7 @@ def _loader(source: str) -> Loader:
 
 
 def load_dataset(data: ml_collections.ConfigDict, cache_dir: str | None = None,
-                 seed: int = 0) -> Dataset:
+                 seed: int = 0, shard: tuple[int, int] = (0, 1)) -> Dataset:
   """Loads `config.data` into memory.
 
   Args:
@@ -72,6 +80,10 @@ def load_dataset(data: ml_collections.ConfigDict, cache_dir: str | None = None,
       `configs.default.base_config().data`).
     cache_dir: where decoded folder / TFDS images are cached; None = no cache.
     seed: picks the max_examples subset and draws the toy points.
+    shard: (index, count): only shard `index` of `count` of the examples
+      (dataset.shard_of: every count-th of the max_examples subset). Folders,
+      zips and TFDS read and decode only those; the other sources are
+      decoded whole, then cut.
 
   Returns:
     A Dataset with read-only arrays: uint8 [N, H, W, C] images, or float32
@@ -85,8 +97,17 @@ def load_dataset(data: ml_collections.ConfigDict, cache_dir: str | None = None,
   # Function-level: validation reads this package's tables.
   from wgan_jax import validation  # pylint: disable=g-import-not-at-top
   validation.check_data(data)
-  spec = Spec.from_config(data)
+  index, count = shard
+  if not 0 <= index < count:
+    raise ValueError(f"shard {shard}: need 0 <= index < count")
+  spec = dataclasses.replace(Spec.from_config(data), shard=(index, count))
   dataset = _loader(spec.source)(spec, cache_dir, seed)
+  if spec.shard[1] > 1 and not _reads_its_shard(spec.source):
+    keep = shard_of(np.arange(dataset.num_examples), spec.shard)
+    dataset = Dataset(
+        dataset.examples[keep],
+        None if dataset.labels is None else dataset.labels[keep],
+        dataset.class_names, dataset.source)
   if len(dataset.examples) == 0:
     raise DataError(f"{spec.source} at {spec.path or '(default)'} gave no "
                     "examples; check config.data.path and split")

@@ -18,6 +18,7 @@ from wgan_jax.data import decode
 from wgan_jax.data.dataset import Dataset
 from wgan_jax.data.dataset import Spec
 from wgan_jax.data.dataset import listing
+from wgan_jax.data.dataset import shard_of
 from wgan_jax.data.dataset import subset
 from wgan_jax.errors import DataError
 
@@ -60,7 +61,7 @@ def load(spec: Spec, cache_dir: str | None, seed: int) -> Dataset:
     raise DataError(f"tfds:{name} images have {natural_channels} channels; "
                     "set config.data.channels to 1 or 3")
   mode = "L" if (spec.channels or natural_channels) == 1 else "RGB"
-  keep = subset(len(source), spec.max_examples, seed)
+  keep = shard_of(subset(len(source), spec.max_examples, seed), spec.shard)
 
   def build() -> Dataset:
     logging.info("Reading %d examples of tfds:%s %s", len(keep), name,
