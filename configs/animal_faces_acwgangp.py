@@ -12,6 +12,12 @@ critic has no batch norm or dropout (they break the per-sample gradient
 penalty), and the weights are improved_wgan_training's: 1.0 on real images
 for the critic, 0.1 on generated images for the generator. Everything else
 as configs/animal_faces_cwgangp.py.
+
+Measured here (2-core CPU, 2026-12-02): not trained at 64x64 (no AFHQ dogs
+or wild animals here; its smoke run trains on a generated 3-class folder).
+The same critic on Fashion-MNIST (README.md, Results): after 1,000 steps
+the generator follows the label for only 18% of its images, against 73% with
+projection (the weights were not tuned here).
 """
 
 import ml_collections

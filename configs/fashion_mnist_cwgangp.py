@@ -10,7 +10,10 @@ uniform labels; the sample grid has one row per class (100 samples: 10 x 10).
 Other methods: --config.model.critic_conditioning=ac|concat,
 --config.model.generator_conditioning=concat.
 
-Measured: README.md, Results (class-conditional).
+Measured here (2-core CPU, 2026-12-01): 3,000 steps in 21 min 54 s (2.85
+steps/s on a quiet machine); FID 53.1 on 10k samples against 10k training
+images, class accuracy 82.8% of 10k samples by the project's classifier
+(91.25% on the real test set), intra-class FID 84.0. README.md, Results.
 """
 
 import ml_collections

@@ -4,6 +4,10 @@
     generator = sampling.load_generator("/tmp/run")          # latest checkpoint
     z = sampling.noise(generator, 16, seed=0)                # [16, z_dim]
     images = sampling.sample(generator, z)                   # uint8 [16, H, W, C]
+    images = sampling.sample(generator, z, labels=3)         # class-conditional runs
+
+A run with an EMA of the generator (config.ema) loads the average by
+default (`load_generator(..., ema=False)` for the raw weights).
 
 Only the generator's arrays are read from the checkpoint; the data, the
 critic and the optimizer states are not needed. `load_critic` does the same
