@@ -283,7 +283,8 @@ def critic_values(critic: Critic, x: Any, labels: Any = None,
   if x.shape[1:] != critic.data_shape:
     raise ValueError(f"x must have shape [N, *{critic.data_shape}], got "
                      f"{x.shape}.")
-  labels = check_labels(critic.config.model.num_classes, labels, x.shape[0])
+  labels = check_labels(getattr(critic.module, "num_classes", 0), labels,
+                        x.shape[0])
   return conditioning.critic_scores(
       _apply_batched(critic.module, critic.variables, x, batch_size, labels))
 
