@@ -20,6 +20,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,6 +96,24 @@ def _peak_memory_bytes() -> int | None:
   return None
 
 
+def matmul_peak_flops(size: int = 2048, repeats: int = 5) -> float:
+  """The device's measured float32 matmul rate, FLOP/s (best of `repeats`).
+
+  The ceiling that the step's achieved FLOP/s is read against: on a CPU
+  there is no datasheet number that XLA reaches, so it is measured in the
+  same command as the step.
+  """
+  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+  matmul = jax.jit(lambda a: jnp.dot(a, a, precision="highest"))
+  jax.block_until_ready(matmul(a))
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(matmul(a))
+    best = min(best, time.perf_counter() - t0)
+  return 2 * size ** 3 / best
+
+
 def bench(args) -> dict:
   config = spec_config(args.arch, args.loss, args.batch, args.n_critic)
   for override in args.set or []:
@@ -158,6 +177,8 @@ def bench(args) -> dict:
   rate = statistics.median(rates)
   device = jax.devices()[0]
   peak = PEAK_FLOPS.get(device.device_kind)
+  measured_peak = matmul_peak_flops()
+  log(f"[peak] float32 matmul 2048^3: {measured_peak / 1e9:.1f} GFLOP/s")
   out = {
       "impl": "jax-jit",
       "data": args.data,
@@ -178,6 +199,8 @@ def bench(args) -> dict:
       "gflop_per_step": round(flops / 1e9, 2),
       "achieved_gflop_s": round(flops * rate / 1e9, 1),
       "mfu": round(flops * rate / peak, 4) if peak else None,
+      "matmul_peak_gflop_s": round(measured_peak / 1e9, 1),
+      "fraction_of_matmul_peak": round(flops * rate / measured_peak, 3),
       "peak_memory_mib": (round(_peak_memory_bytes() / 2 ** 20, 1)
                           if _peak_memory_bytes() else None),
       "repeats": args.repeats,
@@ -200,7 +223,12 @@ def run_torch(args) -> dict:
     cmd += ["--compile"]
   log("[compare] " + " ".join(cmd))
   out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
-  return json.loads(out.strip().splitlines()[-1])
+  theirs = json.loads(out.strip().splitlines()[-1])
+  # The reference does not report memory: its peak resident set, as the
+  # only child this process has waited for.
+  theirs["peak_rss_mib"] = round(
+      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+  return theirs
 
 
 def main():
@@ -235,6 +263,14 @@ def main():
         "jax_gen_steps_per_s": ours["gen_steps_per_s"],
         "torch_gen_steps_per_s": theirs["gen_steps_per_s"],
         "torch_impl": theirs["impl"], "arch": args.arch, "loss": args.loss,
+        # Both sides do the same mathematics, so XLA's FLOP count of the
+        # step measures the reference's rate too.
+        "jax_fraction_of_matmul_peak": ours["fraction_of_matmul_peak"],
+        "torch_fraction_of_matmul_peak": round(
+            ours["gflop_per_step"] * theirs["gen_steps_per_s"]
+            / ours["matmul_peak_gflop_s"], 3),
+        "jax_peak_rss_mib": ours["peak_memory_mib"],
+        "torch_peak_rss_mib": theirs["peak_rss_mib"],
         "batch": args.batch, "n_critic": args.n_critic, "device": ours["device"],
         "date": time.strftime("%Y-%m-%d"),
     }), flush=True)

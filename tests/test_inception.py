@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 
 from conftest import require_data
+from fid_helper_reference import fid_helper_input
+from fid_helper_reference import fid_helper_nv_bilinear
 from wgan_jax import errors
 from wgan_jax import inception
 from wgan_jax import metrics
@@ -104,35 +106,6 @@ def torch_or_skip():
     pytest.skip("torch is not importable: the TorchScript parity tests need "
                 "it (pip install torch, CPU build is enough)")
   return torch
-
-
-def fid_helper_nv_bilinear(torch, x, new_hw):
-  """fid-helper's `nv_bilinear`: TF1 resize through grid_sample, NCHW float."""
-  batch, channels, height, width = x.shape
-  new_height, new_width = new_hw
-  theta = torch.eye(2, 3)
-  theta[0, 2] += theta[0, 0] / width - theta[0, 0] / new_width
-  theta[1, 2] += theta[1, 1] / height - theta[1, 1] / new_height
-  theta = theta.to(x.dtype).unsqueeze(0).repeat([batch, 1, 1])
-  grid = torch.nn.functional.affine_grid(
-      theta, [batch, channels, new_height, new_width], align_corners=False)
-  return torch.nn.functional.grid_sample(
-      x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def fid_helper_input(torch, images: np.ndarray):
-  """What fid-helper feeds its model for uint8 [N, H, W, C] images.
-
-  Grayscale becomes RGB (PIL convert), 'nv_bilinear_float' resize to 299 in
-  pixel units, then /255 and the TF input range (-1, 0.9921875), clamped.
-  """
-  x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-  if x.shape[1] == 1:
-    x = x.repeat(1, 3, 1, 1)
-  x = fid_helper_nv_bilinear(torch, x, (299, 299))
-  x = (x / 255).clamp(0, 1)
-  lo, hi = -1.0, 0.9921875
-  return (x * (hi - lo) + lo).clamp(lo, hi)
 
 
 # ----------------------------------------------------------------- fixtures --
@@ -276,6 +249,42 @@ def test_preprocess_matches_fid_helper_on_real_images(image_sets):
 
 
 # ----------------------------------------------------------- weights / files --
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [
+    ((1, 1), 1, (0, 0)),  # a matmul over the channels
+    ((3, 3), 1, (0, 0)),  # unpadded: one zero row above, first output dropped
+    ((3, 3), 2, (0, 0)),  # the same with the stride: two zero rows
+    ((3, 3), 2, (0, 0)),
+    ((1, 7), 1, (0, 3)),  # padded on one axis: the plain convolution
+    ((3, 3), 1, (1, 1)),
+])
+def test_conv2d_has_the_values_of_the_plain_convolution(kernel, stride,
+                                                        padding):
+  x_key, w_key = jax.random.split(jax.random.key(0))
+  x = jax.random.normal(x_key, (2, 15, 17, 8))  # odd and even, unequal sides
+  w = jax.random.normal(w_key, kernel + (8, 5))
+  ph, pw = padding
+  want = jax.lax.conv_general_dilated(
+      x, w, (stride, stride), ((ph, ph), (pw, pw)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      precision=jax.lax.Precision.HIGHEST)
+  got = jax.jit(inception.conv2d, static_argnums=(2, 3, 4))(
+      x, w, stride, padding, jax.lax.Precision.HIGHEST)
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("window,stride,padding,size", [
+    (3, 2, 0, 15), (3, 2, 0, 16), (3, 1, 1, 8), (3, 1, 1, 1)])
+def test_max_pool_equals_one_reduce_window(window, stride, padding, size):
+  x = jax.random.normal(jax.random.key(1), (2, size, size + 3, 4))
+  pad = ((0, 0), (padding, padding), (padding, padding), (0, 0))
+  want = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max,
+                               (1, window, window, 1),
+                               (1, stride, stride, 1), pad)
+  got = inception.MaxPool(window, stride, padding).apply({}, x)
+  np.testing.assert_array_equal(got, want)
 
 
 def test_layer_config_matches_torchscript_modules(params):
