@@ -96,7 +96,7 @@ def _peak_memory_bytes() -> int | None:
   return None
 
 
-def matmul_peak_flops(size: int = 2048, repeats: int = 5) -> float:
+def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
   """The device's measured float32 matmul rate, FLOP/s (best of `repeats`).
 
   The ceiling that the step's achieved FLOP/s is read against: on a CPU
@@ -152,6 +152,9 @@ def bench(args) -> dict:
   flops = float(cost.get("flops", 0.0)) if cost else 0.0
   log(f"[compile] {compile_s:.1f}s, XLA cost analysis: {flops / 1e9:.1f} GFLOP per step")
 
+  # This VM's speed drifts (host load): the peak is measured before and
+  # after the timed steps, and the higher of the two kept.
+  peak_before = matmul_peak_flops()
   t0 = time.perf_counter()
   step_index = 0
   for _ in range(args.warmup):
@@ -177,8 +180,10 @@ def bench(args) -> dict:
   rate = statistics.median(rates)
   device = jax.devices()[0]
   peak = PEAK_FLOPS.get(device.device_kind)
-  measured_peak = matmul_peak_flops()
-  log(f"[peak] float32 matmul 2048^3: {measured_peak / 1e9:.1f} GFLOP/s")
+  peak_after = matmul_peak_flops()
+  measured_peak = max(peak_before, peak_after)
+  log(f"[peak] float32 matmul 2048^3: {peak_before / 1e9:.1f} GFLOP/s before "
+      f"the timed steps, {peak_after / 1e9:.1f} after")
   out = {
       "impl": "jax-jit",
       "data": args.data,
@@ -211,8 +216,23 @@ def bench(args) -> dict:
   return out
 
 
+# Runs a script as __main__ and, at its exit, prints its peak resident set
+# (VmHWM of its own address space, so not the parent's pages that a fork
+# copies, which getrusage(RUSAGE_CHILDREN) would count) to stderr.
+_WITH_PEAK_RSS = """
+import atexit, runpy, sys
+def report():
+  for line in open('/proc/self/status'):
+    if line.startswith('VmHWM:'):
+      print('[peak_rss_kib]', line.split()[1], file=sys.stderr, flush=True)
+atexit.register(report)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
 def run_torch(args) -> dict:
-  cmd = [sys.executable, TORCH_REF, "--arch", args.arch, "--loss", args.loss,
+  cmd = [sys.executable, "-c", _WITH_PEAK_RSS, TORCH_REF, "--arch", args.arch, "--loss", args.loss,
          "--batch", str(args.batch), "--n_critic", str(args.n_critic),
          "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
   if args.steps:
@@ -221,13 +241,20 @@ def run_torch(args) -> dict:
     cmd += ["--device", "cuda"]
   if args.torch_compile:
     cmd += ["--compile"]
-  log("[compare] " + " ".join(cmd))
-  out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
-  theirs = json.loads(out.strip().splitlines()[-1])
-  # The reference does not report memory: its peak resident set, as the
-  # only child this process has waited for.
-  theirs["peak_rss_mib"] = round(
-      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+  log("[compare] " + " ".join([sys.executable] + cmd[3:]))
+  done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True)
+  peak_kib = None
+  for line in done.stderr.splitlines():
+    if line.startswith("[peak_rss_kib]"):
+      peak_kib = int(line.split()[1])
+    else:
+      log(line)
+  if done.returncode:
+    raise SystemExit(f"torch_ref.py exited with {done.returncode}")
+  theirs = json.loads(done.stdout.strip().splitlines()[-1])
+  # The reference does not report memory itself.
+  theirs["peak_rss_mib"] = round(peak_kib / 1024, 1) if peak_kib else None
   return theirs
 
 
