@@ -248,7 +248,7 @@ class ConvBN(nn.Module):
     mean = self.param("mean", nn.initializers.zeros, (self.features,))
     var = self.param("var", nn.initializers.ones, (self.features,))
     y = conv2d(x, kernel.astype(x.dtype), self.strides, self.padding,
-             self.precision)
+               self.precision)
     return nn.relu((y - mean) / jnp.sqrt(var + BN_EPS) + beta)
 
 
