@@ -30,6 +30,7 @@ def _load(name: str, arg: str | None = None):
 def test_every_config_is_listed():
   assert CONFIGS == ["animal_faces_acwgangp", "animal_faces_cwgangp",
                      "anime_dcgan", "anime_wgan", "anime_wgangp",
+                     "anime_wgangp_cpu",
                      "cifar10_wgangp", "fashion_mnist_cwgangp",
                      "fashion_mnist_gan", "fashion_mnist_wgan",
                      "fashion_mnist_wgangp", "toy_wgangp"]
@@ -65,6 +66,29 @@ def test_gradient_penalty_configs_use_the_papers_settings(name):
   assert c.optimizer.critic_learning_rate == 2e-4
   assert c.optimizer.b2 == 0.9
   assert c.model.critic_norm != "batch"
+
+
+def _flat(config) -> dict:
+  """{'n_critic': 5, 'ema.decay': 0.0, ...}: a config's fields, one level deep."""
+  fields = {}
+  for key, value in config.to_dict().items():
+    if isinstance(value, dict):
+      fields.update({f"{key}.{sub}": v for sub, v in value.items()})
+    else:
+      fields[key] = value
+  return fields
+
+
+def test_anime_cpu_recipe_changes_only_what_its_docstring_names():
+  seed, cpu = _flat(_load("anime_wgangp")), _flat(_load("anime_wgangp_cpu"))
+  changed = {k for k in seed if seed[k] != cpu[k]}
+  assert {k for k in changed if not k.startswith("model.")} == {
+      "n_critic", "ema.decay", "num_train_steps", "sample_every",
+      "checkpoint_every"}
+  assert (cpu["model.name"], cpu["n_critic"], cpu["ema.decay"]) == (
+      "dcgan64_half", 2, 0.999)
+  assert (cpu["loss"], cpu["gp_weight"], cpu["batch_size"]) == (
+      "wgan-gp", 10.0, 64)
 
 
 def test_conditional_configs_name_their_methods():

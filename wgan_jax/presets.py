@@ -82,6 +82,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         generator_features=(256, 128, 64), generator_strides=(2, 2, 2),
         generator_output_stride=2,
         critic_features=(64, 128, 256, 512), critic_strides=(2, 2, 2, 2)),
+    # dcgan64 at half width (a quarter of the convolution FLOPs): the
+    # 64x64 nets of the CPU recipes (configs/*_cpu.py).
+    "dcgan64_half": dict(
+        z_dim=128, kernel_size=4, generator_base_features=256,
+        generator_features=(128, 64, 32), generator_strides=(2, 2, 2),
+        generator_output_stride=2,
+        critic_features=(32, 64, 128, 256), critic_strides=(2, 2, 2, 2)),
     # ../shared/bench/SPEC.md `fmnist28`: G 1,649,089 / D 391,937 parameters.
     "fmnist28": dict(
         z_dim=100, kernel_size=3, generator_base_features=256,
