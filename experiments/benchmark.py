@@ -83,7 +83,8 @@ def _real_data(name: str, shape, config) -> "data_lib.Dataset":
   return dataset
 
 
-def _threads() -> int:
+def threads() -> int:
+  """CPU threads this process may use (its affinity mask)."""
   return len(os.sched_getaffinity(0))
 
 
@@ -184,6 +185,7 @@ def bench(args) -> dict:
   measured_peak = max(peak_before, peak_after)
   log(f"[peak] float32 matmul 2048^3: {peak_before / 1e9:.1f} GFLOP/s before "
       f"the timed steps, {peak_after / 1e9:.1f} after")
+  peak_memory = _peak_memory_bytes()
   out = {
       "impl": "jax-jit",
       "data": args.data,
@@ -197,7 +199,7 @@ def bench(args) -> dict:
       "ms_per_gen_step": round(1000.0 / rate, 2),
       "device": "cpu" if jax.default_backend() == "cpu" else "gpu",
       "device_kind": device.device_kind,
-      "threads": _threads(),
+      "threads": threads(),
       "torch_version": None,
       "jax_version": jax.__version__,
       "compile_s": round(compile_s, 2),
@@ -206,8 +208,8 @@ def bench(args) -> dict:
       "mfu": round(flops * rate / peak, 4) if peak else None,
       "matmul_peak_gflop_s": round(measured_peak / 1e9, 1),
       "fraction_of_matmul_peak": round(flops * rate / measured_peak, 3),
-      "peak_memory_mib": (round(_peak_memory_bytes() / 2 ** 20, 1)
-                          if _peak_memory_bytes() else None),
+      "peak_memory_mib": (round(peak_memory / 2 ** 20, 1) if peak_memory
+                          else None),
       "repeats": args.repeats,
       "warmup": args.warmup,
       "all_gen_steps_per_s": [round(x, 4) for x in rates],

@@ -71,7 +71,7 @@ def jax_side(images: np.ndarray, batch: int, repeats: int):
 def torch_side(images: np.ndarray, batch: int, repeats: int):
   import torch  # pylint: disable=g-import-not-at-top
   from fid_helper_reference import fid_helper_input  # pylint: disable=g-import-not-at-top
-  torch.set_num_threads(benchmark._threads())  # pylint: disable=protected-access
+  torch.set_num_threads(benchmark.threads())
   with warnings.catch_warnings():  # torch 2.x deprecates jit.load; it works.
     warnings.simplefilter("ignore")
     model = torch.jit.load(default.data_file(TORCHSCRIPT),
@@ -103,7 +103,7 @@ def main():
   theirs, their_rates, torch_version = torch_side(images, args.batch, args.repeats)
   peak = benchmark.matmul_peak_flops()
   common = {"images": len(images), "batch": args.batch,
-            "device": jax.devices()[0].device_kind, "threads": benchmark._threads()}  # pylint: disable=protected-access
+            "device": jax.devices()[0].device_kind, "threads": benchmark.threads()}
   jax_rate, torch_rate = statistics.median(our_rates), statistics.median(their_rates)
   print(json.dumps({"impl": "jax-jit", "images_per_s": round(jax_rate, 2),
                     "all_images_per_s": [round(r, 2) for r in our_rates],
