@@ -73,22 +73,30 @@ _BASE: dict[str, Any] = dict(
     dtype="float32",
 )
 
+# ../shared/bench/SPEC.md `dcgan64`: G 3,821,443 / D 2,764,737 parameters.
+_DCGAN64: dict[str, Any] = dict(
+    z_dim=128, kernel_size=4, generator_base_features=512,
+    generator_features=(256, 128, 64), generator_strides=(2, 2, 2),
+    generator_output_stride=2,
+    critic_features=(64, 128, 256, 512), critic_strides=(2, 2, 2, 2))
+
+
+def _half_width(preset: dict[str, Any]) -> dict[str, Any]:
+  """A DCGAN preset with every hidden layer's channel count halved."""
+  return dict(
+      preset,
+      generator_base_features=preset["generator_base_features"] // 2,
+      generator_features=tuple(f // 2 for f in preset["generator_features"]),
+      critic_features=tuple(f // 2 for f in preset["critic_features"]))
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The DCGAN family, sized from the image shape (H = 4*2^n or 7*2^n).
     "dcgan": {},
-    # ../shared/bench/SPEC.md `dcgan64`: G 3,821,443 / D 2,764,737 parameters.
-    "dcgan64": dict(
-        z_dim=128, kernel_size=4, generator_base_features=512,
-        generator_features=(256, 128, 64), generator_strides=(2, 2, 2),
-        generator_output_stride=2,
-        critic_features=(64, 128, 256, 512), critic_strides=(2, 2, 2, 2)),
+    "dcgan64": _DCGAN64,
     # dcgan64 at half width (a quarter of the convolution FLOPs): the
     # 64x64 nets of the CPU recipes (configs/*_cpu.py).
-    "dcgan64_half": dict(
-        z_dim=128, kernel_size=4, generator_base_features=256,
-        generator_features=(128, 64, 32), generator_strides=(2, 2, 2),
-        generator_output_stride=2,
-        critic_features=(32, 64, 128, 256), critic_strides=(2, 2, 2, 2)),
+    "dcgan64_half": _half_width(_DCGAN64),
     # ../shared/bench/SPEC.md `fmnist28`: G 1,649,089 / D 391,937 parameters.
     "fmnist28": dict(
         z_dim=100, kernel_size=3, generator_base_features=256,
