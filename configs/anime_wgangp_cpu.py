@@ -5,13 +5,13 @@
 configs/anime_wgangp.py (lambda 10, Adam 2e-4 (b1 0.5, b2 0.9), batch 64)
 with the dcgan64_half nets (a quarter of dcgan64's convolution FLOPs),
 n_critic 2 instead of 5, and an EMA of the generator (decay 0.999): on this
-CPU a step costs 0.9 s instead of 5 s, so that an hour buys about 4,000
-generator steps instead of 700.
+CPU a step costs 0.9 s instead of 3.3-5 s, so that an hour buys about 3,900
+generator steps instead of 700-1,100 (experiments/README.md).
 
 Measured here (2-core CPU, 2026-12-02): 6,000 steps in 95 min 9 s (0.98-1.11
 steps/s); faces with eyes, hair and outline (README.md, Results). The 10k
 FID of that checkpoint came out 240.5, which the sample grids contradict; it
-is being checked, not reported.
+is not yet explained, and not reported as this recipe's result.
 """
 
 import ml_collections
