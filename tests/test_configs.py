@@ -33,7 +33,8 @@ def test_every_config_is_listed():
                      "anime_wgangp_cpu",
                      "cifar10_wgangp", "fashion_mnist_cwgangp",
                      "fashion_mnist_gan", "fashion_mnist_wgan",
-                     "fashion_mnist_wgangp", "toy_wgangp"]
+                     "fashion_mnist_wgangp", "fashion_mnist_wgangp_cpu",
+                     "toy_wgangp"]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -79,14 +80,30 @@ def _flat(config) -> dict:
   return fields
 
 
-def test_anime_cpu_recipe_changes_only_what_its_docstring_names():
-  seed, cpu = _flat(_load("anime_wgangp")), _flat(_load("anime_wgangp_cpu"))
+# A CPU recipe = its seed config plus the changes its docstring names.
+CPU_RECIPES = {
+    "anime_wgangp_cpu": ("anime_wgangp", {
+        "n_critic": 2, "ema.decay": 0.999, "num_train_steps": 6_000,
+        "sample_every": 250, "checkpoint_every": 250,
+        "model.name": "dcgan64_half"}),
+    "fashion_mnist_wgangp_cpu": ("fashion_mnist_wgangp", {
+        "n_critic": 2, "ema.decay": 0.999, "optimizer.schedule": "linear",
+        "num_train_steps": 11_000, "keep_checkpoints": 12}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CPU_RECIPES))
+def test_cpu_recipe_changes_only_what_its_docstring_names(name):
+  seed_name, changes = CPU_RECIPES[name]
+  seed, cpu = _flat(_load(seed_name)), _flat(_load(name))
   changed = {k for k in seed if seed[k] != cpu[k]}
-  assert {k for k in changed if not k.startswith("model.")} == {
-      "n_critic", "ema.decay", "num_train_steps", "sample_every",
-      "checkpoint_every"}
-  assert (cpu["model.name"], cpu["n_critic"], cpu["ema.decay"]) == (
-      "dcgan64_half", 2, 0.999)
+  # A preset swap changes many model.* fields; its name stands for them.
+  model_swapped = "model.name" in changes
+  assert {k for k in changed
+          if not (model_swapped and k.startswith("model."))} == {
+              k for k in changes if k != "model.name"}
+  assert {k: cpu[k] for k in changes} == changes
+  # The seed's loss and penalty stay.
   assert (cpu["loss"], cpu["gp_weight"], cpu["batch_size"]) == (
       "wgan-gp", 10.0, 64)
 
