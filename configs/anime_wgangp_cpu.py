@@ -9,9 +9,10 @@ CPU a step costs 0.9 s instead of 3.3-5 s, so that an hour buys about 3,900
 generator steps instead of 700-1,100 (experiments/README.md).
 
 Measured here (2-core CPU, 2026-12-02): 6,000 steps in 95 min 9 s (0.98-1.11
-steps/s); faces with eyes, hair and outline (README.md, Results). The 10k
-FID of that checkpoint came out 240.5, which the sample grids contradict; it
-is not yet explained, and not reported as this recipe's result.
+steps/s); faces with eyes, hair and outline, and FID 240.5 (EMA, 10k
+samples vs 10k training images), high because Inception punishes the
+speckle and checkerboard of the samples: the evaluation was checked and
+is sound (README.md, Results; experiments/README.md).
 """
 
 import ml_collections
