@@ -14,7 +14,6 @@ and the largest feature difference.
 """
 
 import argparse
-import gzip
 import json
 import os
 import statistics
@@ -32,16 +31,14 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 from configs import default  # noqa: E402  pylint: disable=g-import-not-at-top
 from experiments import benchmark  # noqa: E402
 from wgan_jax import inception  # noqa: E402
+from wgan_jax.data import idx  # noqa: E402
 
 TORCHSCRIPT = "inception/fid_inception_2015-12-05.pt"
 
 
 def fashion_test_images(count: int) -> np.ndarray:
   """The first `count` Fashion-MNIST test images, uint8 [count, 28, 28, 1]."""
-  path = os.path.join(default.data_file("fashion-mnist"),
-                      "t10k-images-idx3-ubyte.gz")
-  raw = gzip.open(path).read()
-  return np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28, 1)[:count]
+  return idx.load_idx_pair(default.data_file("fashion-mnist"), "test")[0][:count]
 
 
 def timed(fn, images: np.ndarray, repeats: int) -> tuple[np.ndarray, list[float]]:

@@ -12,7 +12,6 @@ Feature errors are measured per image set as
 both must stay below 1e-4. A wrong pooling or padding anywhere gives errors of
 order 1e-2 to 1, float32 summation order about 1e-6.
 """
-import gzip
 import io
 import json
 import os
@@ -32,6 +31,7 @@ from wgan_jax import errors
 from wgan_jax import inception
 from wgan_jax import metrics
 from wgan_jax import parallel
+from wgan_jax.data import idx
 
 WEIGHTS = "inception/fid_inception_2015-12-05_weights.npz"
 TORCHSCRIPT = "inception/fid_inception_2015-12-05.pt"
@@ -76,10 +76,8 @@ def feature_errors(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
 
 def load_fashion(count: int) -> np.ndarray:
   """First `count` Fashion-MNIST test images, uint8 [count, 28, 28, 1]."""
-  path = require_data("fashion-mnist/t10k-images-idx3-ubyte.gz")
-  raw = gzip.open(path).read()
-  images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
-  return images[:count, :, :, None].copy()
+  folder = require_data("fashion-mnist/t10k-images-idx3-ubyte.gz").parent
+  return idx.load_idx_pair(str(folder), "test")[0][:count].copy()
 
 
 def load_anime(count: int) -> np.ndarray:

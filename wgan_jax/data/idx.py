@@ -79,9 +79,10 @@ def _read_idx(path: str, magic: int) -> np.ndarray:
   return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
-def _load_idx_pair(directory: str, split: str, num_classes: int
-                   ) -> tuple[np.ndarray, np.ndarray] | None:
-  """(uint8 [N, H, W, 1], int32 [N]) from `directory`, or None if absent."""
+def load_idx_pair(directory: str, split: str, num_classes: int = 10
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+  """(uint8 [N, H, W, 1], int32 [N]) of `split` ('train' | 'test') from the
+  IDX files in `directory`, or None if they are absent."""
   images_stem, labels_stem = _IDX_FILES[split]
   images_path = _find_idx(directory, images_stem)
   labels_path = _find_idx(directory, labels_stem)
@@ -130,7 +131,7 @@ def load(spec: Spec, cache_dir: str | None, seed: int) -> Dataset:
   expected = ", ".join(f"{s}[.gz]" for s in _IDX_FILES[spec.split])
   if spec.path:
     directory = os.path.abspath(os.path.expanduser(spec.path))
-    pair = _load_idx_pair(directory, spec.split, len(class_names))
+    pair = load_idx_pair(directory, spec.split, len(class_names))
     if pair is None:
       raise DataError(f"{directory} does not hold the {name} IDX files "
                       f"{expected}; set config.data.path to their folder, or "
@@ -138,7 +139,7 @@ def load(spec: Spec, cache_dir: str | None, seed: int) -> Dataset:
     where = directory
   else:
     directory = SYSTEM_DIRS[name]
-    pair = _load_idx_pair(directory, spec.split, len(class_names))
+    pair = load_idx_pair(directory, spec.split, len(class_names))
     where = directory
     if pair is None:
       pair = _pair_from_tfds(name, spec.split, directory, expected)
