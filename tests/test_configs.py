@@ -29,6 +29,7 @@ def _load(name: str, arg: str | None = None):
 
 def test_every_config_is_listed():
   assert CONFIGS == ["animal_faces_acwgangp", "animal_faces_cwgangp",
+                     "animal_faces_cwgangp_cpu",
                      "anime_dcgan", "anime_wgan", "anime_wgangp",
                      "anime_wgangp_cpu",
                      "cifar10_wgangp", "fashion_mnist_cwgangp",
@@ -82,6 +83,10 @@ def _flat(config) -> dict:
 
 # A CPU recipe = its seed config plus the changes its docstring names.
 CPU_RECIPES = {
+    "animal_faces_cwgangp_cpu": ("animal_faces_cwgangp", {
+        "n_critic": 2, "ema.decay": 0.999, "num_train_steps": 6_000,
+        "sample_every": 250, "checkpoint_every": 250,
+        "model.name": "dcgan64_half"}),
     "anime_wgangp_cpu": ("anime_wgangp", {
         "n_critic": 2, "ema.decay": 0.999, "num_train_steps": 6_000,
         "sample_every": 250, "checkpoint_every": 250,
@@ -103,7 +108,10 @@ def test_cpu_recipe_changes_only_what_its_docstring_names(name):
           if not (model_swapped and k.startswith("model."))} == {
               k for k in changes if k != "model.name"}
   assert {k: cpu[k] for k in changes} == changes
-  # The seed's loss and penalty stay.
+  # The seed's loss, penalty and class conditioning stay.
+  for field in ("num_classes", "generator_conditioning",
+                "critic_conditioning"):
+    assert cpu[f"model.{field}"] == seed[f"model.{field}"]
   assert (cpu["loss"], cpu["gp_weight"], cpu["batch_size"]) == (
       "wgan-gp", 10.0, 64)
 
