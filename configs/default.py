@@ -109,10 +109,15 @@ def base_config() -> ml_collections.ConfigDict:
   # Exponential moving average of the generator's weights (0 = off). When on,
   # sample grids, `generate` and the evaluation use the average by default
   # (evaluation also reports the raw generator as eval_raw/*). Until
-  # start_step generator steps the average is a copy of the weights.
+  # start_step generator steps the average is a copy of the weights. warmup:
+  # the k-th average uses min(decay, (1 + k) / (10 + k)) (TensorFlow's
+  # ExponentialMovingAverage with num_updates), so that the average forgets
+  # the initial weights early: with 0.999 and no warmup, 37% of it is still
+  # the initialization after 1,000 steps.
   config.ema = ml_collections.ConfigDict()
   config.ema.decay = 0.0
   config.ema.start_step = 0
+  config.ema.warmup = False
 
   # Logging, samples, checkpoints (in generator steps).
   config.log_every = 100

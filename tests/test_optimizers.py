@@ -156,6 +156,32 @@ def test_the_ema_is_its_definition_on_a_hand_computed_case():
   np.testing.assert_array_equal(params["w"], [-2.0, -8.0])
 
 
+def test_the_warmup_ema_equals_a_python_loop_of_tensorflows_rule():
+  decay, start_step = 0.5, 2
+  tx = optax.chain(optax.sgd(1.0),
+                   optimizers.track_ema(decay, start_step, warmup=True))
+  params = {"w": jnp.array([1.0, -2.0])}
+  state = tx.init(params)
+  rng = np.random.default_rng(0)
+  average = np.array([1.0, -2.0])
+  for n in range(1, 16):  # (1 + k) / (10 + k) passes 0.5 at k = 8
+    grad = rng.normal(size=2).astype(np.float32)
+    updates, state = tx.update({"w": jnp.asarray(grad)}, state, params)
+    params = optax.apply_updates(params, updates)
+    p = np.asarray(params["w"], np.float64)
+    k = n - start_step
+    d = min(decay, (1 + k) / (10 + k))
+    average = p if n <= start_step else d * average + (1 - d) * p
+    np.testing.assert_allclose(optimizers.ema_params(state)["w"], average,
+                               rtol=1e-6, atol=1e-6)
+  # The first averaged update weighs the old average by 2/11, not 0.5.
+  first = optax.chain(optax.sgd(1.0), optimizers.track_ema(0.5, warmup=True))
+  state = first.init({"w": jnp.zeros(1)})
+  _, state = first.update({"w": -jnp.ones(1)}, state, {"w": jnp.zeros(1)})
+  np.testing.assert_allclose(optimizers.ema_params(state)["w"], [9 / 11],
+                             rtol=1e-6)
+
+
 def test_an_optimizer_keeps_an_ema_only_when_asked():
   config = default.get_config()
   params = {"w": jnp.ones(3)}

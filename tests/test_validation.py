@@ -154,6 +154,11 @@ def test_resume_facts_name_what_changed():
   config.num_train_steps = 5
   with pytest.raises(ConfigError, match="num_train_steps .*100000 -> 5"):
     validation.check_resume(linear, _facts(config), "W")
+  config.ema.decay = 0.999
+  ema = _facts(config)
+  config.ema.warmup = True
+  with pytest.raises(ConfigError, match="ema.warmup: False -> True"):
+    validation.check_resume(ema, _facts(config), "W")
   other = np.ones((10, 4, 4, 1), np.uint8)
   with pytest.raises(ConfigError, match="the dataset's contents"):
     validation.check_resume(_facts(_config()), _facts(_config(), other), "W")

@@ -69,7 +69,7 @@ def make_optimizer(opt: ml_collections.ConfigDict, learning_rate: float,
   if clip_value is not None:
     tx = optax.chain(tx, clip_params(clip_value))
   if ema is not None and ema.decay > 0:
-    tx = optax.chain(tx, track_ema(ema.decay, ema.start_step))
+    tx = optax.chain(tx, track_ema(ema.decay, ema.start_step, ema.warmup))
   return tx
 
 
@@ -79,12 +79,16 @@ class EmaState(NamedTuple):
   params: Any
 
 
-def track_ema(decay: float, start_step: int = 0) -> optax.GradientTransformation:
+def track_ema(decay: float, start_step: int = 0,
+              warmup: bool = False) -> optax.GradientTransformation:
   """Keeps an exponential moving average of the parameters; the updates pass unchanged.
 
   After the n-th update (n = 1, 2, ...) with new parameters p_n:
-  ema_n = p_n while n <= start_step, else decay * ema_{n-1} + (1 - decay) * p_n.
-  Chained last, p_n is exactly what `optax.apply_updates` gives the caller.
+  ema_n = p_n while n <= start_step, else d_n * ema_{n-1} + (1 - d_n) * p_n
+  with d_n = decay, or with `warmup` d_n = min(decay, (1 + k) / (10 + k)),
+  k = n - start_step (TensorFlow's ExponentialMovingAverage rule with
+  num_updates = k). Chained last, p_n is exactly what `optax.apply_updates`
+  gives the caller.
   """
   if not 0 < decay < 1:
     raise ValueError(f"EMA decay must lie in (0, 1), got {decay}.")
@@ -101,8 +105,14 @@ def track_ema(decay: float, start_step: int = 0) -> optax.GradientTransformation
     new_params = optax.apply_updates(params, updates)
     count = state.count + 1
     copying = count <= start_step
+    # Without warmup d stays a Python float: the arithmetic of runs saved
+    # before the option existed, to the bit.
+    d = decay
+    if warmup:
+      k = (count - start_step).astype(jnp.float32)
+      d = jnp.minimum(jnp.float32(decay), (1.0 + k) / (10.0 + k))
     average = jax.tree.map(
-        lambda e, p: jnp.where(copying, p, decay * e + (1 - decay) * p).astype(
+        lambda e, p: jnp.where(copying, p, d * e + (1 - d) * p).astype(
             p.dtype), state.params, new_params)
     return updates, EmaState(count, average)
 

@@ -347,7 +347,8 @@ def math_facts(config: ml_collections.ConfigDict, num_examples: int,
                       else None),
       # Not the training's numbers, but the state's shape and its average.
       "ema": {"decay": config.ema.decay,
-              "start_step": config.ema.start_step if config.ema.decay else 0},
+              "start_step": config.ema.start_step if config.ema.decay else 0,
+              "warmup": bool(config.ema.warmup and config.ema.decay)},
       "data_shards": int(data_shards),
       "dataset": {"num_examples": int(num_examples),
                   "example_shape": list(data_shape), "digest": digest},
@@ -365,6 +366,7 @@ def _json_like(value: Any) -> Any:
 
 # Facts added after runs were saved without them: the value those runs had.
 _FACTS_BEFORE_THEY_WERE_SAVED = {"ema.decay": 0.0, "ema.start_step": 0,
+                                 "ema.warmup": False,
                                  "data_shards": 1,
                                  "augment": ()}
 
