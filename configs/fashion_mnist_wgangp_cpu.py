@@ -10,7 +10,10 @@ the generator (decay 0.999; on the conditional run it took the 10k FID from
 25.4 to 21.9) and both learning rates decayed linearly to 0 over the 11,000
 steps, as the WGAN-GP authors' code does.
 
-Measured here: see README.md, Results (Fashion-MNIST on the CPU).
+Measured here (2-core CPU, 2026-12-02, seed 0): 11,000 steps in 53 min 31 s;
+FID 55.2 at 2k vs 2k samples (EMA; raw 55.6), FID 46.2 at 10k vs 10k (EMA). Short of an FID
+of 20 in an hour, and worse than fashion_mnist_wgangp.py with an EMA at
+5,000 steps (42.8): n_critic 2 did not pay (README.md, Results).
 """
 
 import ml_collections
