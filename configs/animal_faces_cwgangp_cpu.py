@@ -9,10 +9,12 @@ configs/anime_wgangp_cpu.py (`to_cpu_recipe`), 3.5x faster per generator
 step here: the dcgan64_half nets, n_critic 2 instead of 5, and an EMA of
 the generator (decay 0.999).
 
-Measured here: nothing beyond the smoke test (tests/test_configs.py). The
-real-data check is the cat/anime folder of experiments/two_class_faces.py
-with --config.model.num_classes=2 (only the AFHQ cats exist here); that run
-has not been made.
+Measured here (2-core CPU, 2026-12-02) on the cat/anime folder of
+experiments/two_class_faces.py (only the AFHQ cats exist here), with
+--config.model.num_classes=2 --config.ema.warmup=True: 4,000 steps in 92 min
+52 s (0.72 steps/s); the per-class grids show anime faces and cats, class
+accuracy 99.25% of 2,000 generated images, FID 254.9 (2k vs 2k, EMA)
+(README.md, Results). The 6,000 steps of the recipe were not run.
 """
 
 import ml_collections
