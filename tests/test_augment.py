@@ -96,11 +96,15 @@ def test_both_players_see_augmented_images_and_the_penalty_interpolates_them(
   seen = []
   original = train_step.critic_objective
   def spy(gan, params, stats, real, fake, eps, *labels):
-    seen.append((np.asarray(real), np.asarray(fake)))
+    # Runs once per critic update, compiled: op-by-op it takes a minute.
+    jax.debug.callback(lambda r, f: seen.append((np.asarray(r), np.asarray(f))),
+                       real, fake, ordered=True)
     return original(gan, params, stats, real, fake, eps, *labels)
   monkeypatch.setattr(train_step, "critic_objective", spy)
-  with jax.disable_jit():
-    train_step.train_step(gan, state, batch)
+  jax.block_until_ready(jax.jit(functools.partial(train_step.train_step, gan))(
+      state, batch))
+  jax.effects_barrier()
+  assert len(seen) == config.n_critic
   reals = train_step.prepare_reals(gan, jnp.asarray(batch["image"]), noise.flips)
   for i, (real, fake) in enumerate(seen):
     real_key, fake_key = jax.random.split(noise.critic_augment[i])

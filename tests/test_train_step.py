@@ -220,6 +220,17 @@ def test_a_batch_that_does_not_split_over_devices_is_refused():
     train_step.make_train_step(gan, parallel.make_mesh())
 
 
+@pytest.mark.parametrize("loss", ["wgan-gp", "wgan"])
+def test_the_initial_state_on_the_mesh_is_bitwise_the_default_compilation(loss):
+  # init_state_on_mesh compiles with LLVM -O1 on CPU; the state must not
+  # depend on that (a seed's run starts from the same weights).
+  gan = train_step.create_gan(_config(loss), IMAGE_SHAPE)
+  expected = jax.jit(functools.partial(train_step.create_train_state, gan))()
+  got = train_step.init_state_on_mesh(gan, parallel.make_mesh())
+  chex.assert_trees_all_equal(jax.device_get(got), jax.device_get(expected))
+  assert max(np.std(x) for x in jax.tree.leaves(got.generator.params)) > 0
+
+
 def test_steps_compile_once():
   config = _config()
   gan = train_step.create_gan(config, IMAGE_SHAPE)

@@ -25,6 +25,7 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
@@ -65,6 +66,25 @@ def checkpoint_dir(workdir: str) -> epath.Path:
   return epath.Path(workdir) / CHECKPOINT_DIR
 
 
+def _type_handlers() -> ocp.type_handlers.TypeHandlerRegistry:
+  """Orbax's standard leaf handlers; jax.Arrays split over replicas only across processes.
+
+  Replica-parallel saving cuts every replicated array into one slice per
+  replica, each an eager op compiled for its shape: about 0.1 s per array
+  on XLA:CPU, 13 s for the 94 arrays of a state on 8 devices. Its point is
+  that several hosts each write a part, so one process writes whole arrays.
+  """
+  return ocp.type_handlers.create_type_handler_registry(
+      (int, ocp.type_handlers.ScalarHandler()),
+      (float, ocp.type_handlers.ScalarHandler()),
+      (bytes, ocp.type_handlers.ScalarHandler()),
+      (np.number, ocp.type_handlers.ScalarHandler()),
+      (np.ndarray, ocp.type_handlers.NumpyHandler()),
+      (jax.Array, ocp.type_handlers.ArrayHandler(
+          use_replica_parallel=jax.process_count() > 1)),
+      (str, ocp.type_handlers.StringHandler()))
+
+
 class Checkpointer:
   """Saves and restores train states under WORKDIR/checkpoints."""
 
@@ -73,8 +93,17 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=True,
         enable_async_checkpointing=asynchronous)
+    handlers = ocp.handlers.DefaultCheckpointHandlerRegistry()
+    state_handler = ocp.PyTreeCheckpointHandler(
+        type_handler_registry=_type_handlers())
+    meta_handler = ocp.JsonCheckpointHandler()
+    for args, handler in ((ocp.args.PyTreeSave, state_handler),
+                          (ocp.args.PyTreeRestore, state_handler)):
+      handlers.add("state", args, handler)
+    for args in (ocp.args.JsonSave, ocp.args.JsonRestore):
+      handlers.add("meta", args, meta_handler)
     self._manager = ocp.CheckpointManager(
-        checkpoint_dir(workdir), options=options, item_names=("state", "meta"))
+        checkpoint_dir(workdir), options=options, handler_registry=handlers)
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
