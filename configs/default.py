@@ -118,6 +118,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.ema.decay = 0.0
   config.ema.start_step = 0
   config.ema.warmup = False
+  # A generator with batch norm samples with the batch statistics of the
+  # average's own weights (BigGAN's standing statistics), not with the raw
+  # network's running averages: the means of this many batches of
+  # config.batch_size noise vectors, drawn from the seed and the step. 0:
+  # the running averages (the results in README.md before 2026-12-03).
+  config.ema.standing_batches = 16
 
   # Logging, samples, checkpoints (in generator steps).
   config.log_every = 100

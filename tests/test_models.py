@@ -149,6 +149,56 @@ def test_unconditional_networks_refuse_labels():
     generator.apply(g_vars, z, jnp.zeros(2, jnp.int32), train=False)
 
 
+_STANDING_CASES = [
+    ("dcgan", (16, 16, 3), dict(width=4)),
+    ("resnet32", (32, 32, 3), dict(width=8, num_classes=3)),  # per-class BN
+]
+
+
+def _generator_with_noise(preset, shape, overrides, batches, batch=8):
+  model = presets.model_config(preset, **overrides)
+  generator, _ = models.create_models(model, shape)
+  z = jax.random.normal(jax.random.key(0), (batches, batch, model.z_dim))
+  labels = (jax.random.randint(jax.random.key(1), (batches, batch), 0,
+                               model.num_classes)
+            if model.num_classes else None)
+  variables = models.init_variables(generator, jax.random.key(2), z[0],
+                                    None if labels is None else labels[0])
+  return generator, variables, z, labels
+
+
+@pytest.mark.parametrize("preset,shape,overrides", _STANDING_CASES)
+def test_standing_statistics_of_one_batch_make_eval_mode_train_mode(
+    preset, shape, overrides):
+  # Eval mode normalizes with the given statistics, train mode with the
+  # batch's: on the batch the statistics came from, the two are one function.
+  generator, variables, z, labels = _generator_with_noise(preset, shape,
+                                                          overrides, 1)
+  labels_0 = None if labels is None else labels[0]
+  train_mode, _ = generator.apply(variables, z[0], labels_0, train=True,
+                                  mutable=["batch_stats"])
+  running = generator.apply(variables, z[0], labels_0, train=False)
+  standing = dict(variables, batch_stats=models.standing_batch_stats(
+      generator, variables, z, labels))
+  eval_mode = generator.apply(standing, z[0], labels_0, train=False)
+  assert float(jnp.max(jnp.abs(running - train_mode))) > 1e-2
+  np.testing.assert_allclose(eval_mode, train_mode, atol=2e-5)
+
+
+@pytest.mark.parametrize("preset,shape,overrides", _STANDING_CASES)
+def test_standing_statistics_are_the_mean_of_the_batches_statistics(
+    preset, shape, overrides):
+  generator, variables, z, labels = _generator_with_noise(preset, shape,
+                                                          overrides, 3)
+  each = [models.standing_batch_stats(
+      generator, variables, z[k:k + 1],
+      None if labels is None else labels[k:k + 1]) for k in range(3)]
+  expected = jax.tree.map(lambda *s: sum(s) / 3, *each)
+  chex.assert_trees_all_close(
+      models.standing_batch_stats(generator, variables, z, labels), expected,
+      rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("activation,low,high", [("tanh", -1, 1), ("sigmoid", 0, 1)])
 def test_generator_output_lies_in_the_activation_range(activation, low, high):
   model = presets.model_config("dcgan", width=4, output_activation=activation)

@@ -70,6 +70,7 @@ def test_model_fields_are_checked_against_the_presets():
     ("conditional.ac_weight", -1.0, "config.conditional.ac_weight must be >= 0"),
     ("eval.num_samples", 1, "config.eval.num_samples .* must be >= 4"),
     ("eval.eval_every", -1, "config.eval.eval_every"),
+    ("ema.standing_batches", -1, "config.ema.standing_batches=-1"),
     ("clip_value", 0.0, None),  # only refused for a clipping loss
 ])
 def test_bad_values_are_refused(field, value, match):
@@ -139,6 +140,7 @@ def test_resume_facts_ignore_what_does_not_change_the_mathematics():
                        ("keep_checkpoints", 9)):
     config[field] = value
   config.eval.num_samples = 100
+  config.ema.standing_batches = 3  # how samples are drawn, not trained
   config.data.path = "/elsewhere"
   config.data.on_device = False
   validation.check_resume(facts, _facts(config), "W")

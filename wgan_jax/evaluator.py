@@ -66,6 +66,7 @@ from wgan_jax import inception
 from wgan_jax import metrics
 from wgan_jax import parallel
 from wgan_jax import run_logs
+from wgan_jax import sampling
 from wgan_jax import validation
 from wgan_jax.data import transforms
 
@@ -503,6 +504,7 @@ class TrainingEvaluator:
     self.settings = read_settings(config.eval)
     self._workdir = workdir
     self._seed = config.seed
+    self._config = config
     self._evaluator = Evaluator(self.settings, mesh)
     cache_dir = config.data.cache_dir or os.path.join(workdir, "data_cache")
     self.reference = self._evaluator.reference(config.data, cache_dir)
@@ -522,6 +524,8 @@ class TrainingEvaluator:
         "kid_subsets": self.settings.kid_subsets,
         "kid_subset_size": self.settings.kid_subset_size,
         "pr_k": self.settings.pr_k,
+        "ema_standing_batches": (config.ema.standing_batches
+                                 if config.ema.decay else 0),
     }
     self._settings_id = hashlib.sha256(json.dumps(
         self._settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -550,7 +554,8 @@ class TrainingEvaluator:
         eval/recall at `step`.
 
     With an EMA of the generator (config.ema), eval/* are the average's
-    numbers and eval_raw/* the raw generator's; best.json follows eval/fid.
+    numbers (with its standing batch statistics, config.ema.standing_batches)
+    and eval_raw/* the raw generator's; best.json follows eval/fid.
 
     Returns:
       Evaluator.evaluate_generator's result (of the EMA generator if any).
@@ -561,7 +566,11 @@ class TrainingEvaluator:
           self._seed, step, self.reference, self._num_classes,
           self._classifier)
 
-    result = evaluate(state.generator.sampling_variables())
+    variables = state.generator.sampling_variables()
+    if state.generator.has_ema:
+      variables = sampling.with_standing_stats(gan.generator, variables,
+                                               self._config, step)
+    result = evaluate(variables)
     scalars = {f"eval/{name}": result[name] for name in self._metric_names
                if result.get(name) is not None}
     if state.generator.has_ema:

@@ -656,6 +656,32 @@ def init_variables(module: nn.Module, key: Array, example: Array,
   return module.init(key, example, labels, train=False)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def standing_batch_stats(generator: nn.Module, variables: dict[str, Any],
+                         z: Array, labels: Array | None = None) -> Any:
+  """The batch statistics of these weights: z [K, B, z_dim] -> batch_stats.
+
+  Each leaf is the mean over the K batches of that batch's mean or (biased)
+  variance, as batch norm computes them in train mode: BigGAN's standing
+  statistics. A moving average of the weights (config.ema) sampled with the
+  raw network's running averages is normalized by another network's
+  statistics. `labels` [K, B] for a class-conditional generator.
+  """
+  zeros = jax.tree.map(jnp.zeros_like, variables["batch_stats"])
+
+  def add_batch(total, inputs):
+    z_batch, labels_batch = inputs
+    _, updates = generator.apply(dict(variables, batch_stats=zeros), z_batch,
+                                 labels_batch, train=True,
+                                 mutable=["batch_stats"])
+    # From zeros a running average moves to (1 - momentum) * the batch's.
+    return jax.tree.map(lambda t, u: t + u / (1.0 - _BN_MOMENTUM), total,
+                        updates["batch_stats"]), None
+
+  total, _ = jax.lax.scan(add_batch, zeros, (z, labels))
+  return jax.tree.map(lambda t: t / z.shape[0], total)
+
+
 def count_params(params: Any) -> int:
   """Number of scalars in a params pytree."""
   return sum(x.size for x in jax.tree.leaves(params))

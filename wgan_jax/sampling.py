@@ -7,7 +7,8 @@
     images = sampling.sample(generator, z, labels=3)         # class-conditional runs
 
 A run with an EMA of the generator (config.ema) loads the average by
-default (`load_generator(..., ema=False)` for the raw weights).
+default, with batch statistics of its own (`with_standing_stats`);
+`load_generator(..., ema=False)` loads the raw weights.
 
 Only the generator's arrays are read from the checkpoint; the data, the
 critic and the optimizer states are not needed. `load_critic` does the same
@@ -31,12 +32,16 @@ from wgan_jax import checkpointing
 from wgan_jax import conditioning
 from wgan_jax import models
 from wgan_jax import optimizers
+from wgan_jax import parallel
 from wgan_jax.data import transforms
 from wgan_jax.errors import UserError
 
 # fold_in constant of the fixed noise behind the training sample grids
 # (train_step uses 0 for init and 1 for training).
 SAMPLE_STREAM = 2
+# fold_in constant of the noise behind the standing batch statistics of an
+# EMA generator (config.ema.standing_batches), then folded with the step.
+STANDING_STREAM = 4
 # Below this sin(angle) the endpoints of `interpolate` count as parallel and
 # the spherical path falls back to the linear one (sin(angle) divides).
 _SLERP_PARALLEL_SIN = 1e-6
@@ -111,6 +116,35 @@ def noise(generator: Generator, num: int, seed: int = 0,
   if not truncation > 0:
     raise ValueError(f"truncation must be > 0, got {truncation}.")
   return jax.random.truncated_normal(key, -truncation, truncation, shape)
+
+
+def with_standing_stats(generator: nn.Module, variables: dict[str, Any],
+                        config: ml_collections.ConfigDict,
+                        step: int) -> dict[str, Any]:
+  """An EMA generator's `variables` with the batch statistics of its own params.
+
+  models.standing_batch_stats over config.ema.standing_batches batches of
+  config.batch_size (the batch that training normalizes over) of
+  z ~ N(0, I) and, for a conditional generator, uniform labels, drawn from
+  fold_in(fold_in(key(config.seed), STANDING_STREAM), step): the samples and
+  evaluations of a step during training and those of its checkpoint agree.
+  Unchanged for standing_batches 0 or a generator without batch norm. Runs
+  on this process's default device, so it needs no other process.
+  """
+  num_batches = config.ema.standing_batches
+  if not num_batches or not variables.get("batch_stats"):
+    return variables
+  key = jax.random.fold_in(
+      jax.random.fold_in(jax.random.key(config.seed), STANDING_STREAM), step)
+  z_key, label_key = jax.random.split(key)
+  shape = (num_batches, config.batch_size)
+  z = jax.random.normal(z_key, shape + (config.model.z_dim,))
+  num_classes = config.model.num_classes
+  labels = (jax.random.randint(label_key, shape, 0, num_classes)
+            if num_classes else None)
+  variables = parallel.to_host(variables)
+  stats = models.standing_batch_stats(generator, variables, z, labels)
+  return dict(variables, batch_stats=parallel.to_host(stats))
 
 
 def latent_sweep(z: Any, dims: Sequence[int], offsets: Any) -> np.ndarray:
@@ -355,6 +389,8 @@ def load_generator(workdir: str, step: int | None = None,
   ema = has_ema if ema is None else ema
   module, variables, config, data_shape, step, meta = _load_network(
       workdir, step, "generator", ema)
+  if ema:
+    variables = with_standing_stats(module, variables, config, step)
   return Generator(module=module, variables=variables, config=config,
                    data_shape=data_shape, step=step, ema=ema,
                    class_names=tuple(meta.get("class_names", ())))

@@ -204,8 +204,8 @@ def parameter_overview(state: train_step.TrainState) -> str:
 
 
 def _write_samples(workdir: str, writer: run_logs.MetricWriter,
-                   gan: train_step.GAN, state: train_step.TrainState,
-                   z: jax.Array, step: int,
+                   config: ml_collections.ConfigDict, gan: train_step.GAN,
+                   state: train_step.TrainState, z: jax.Array, step: int,
                    class_names: tuple[str, ...] = ()) -> None:
   """The fixed-noise grid; class-conditional: one row per class, named."""
   labels, columns, row_labels = None, None, None
@@ -217,6 +217,9 @@ def _write_samples(workdir: str, writer: run_logs.MetricWriter,
   # 0 draws alone, and a computation on arrays that span processes would
   # need all of them.
   variables = parallel.to_host(state.generator.sampling_variables())
+  if state.generator.has_ema:
+    variables = sampling.with_standing_stats(gan.generator, variables, config,
+                                             step)
   out = sampling.generate(gan.generator, variables, z, labels)
   if len(gan.data_shape) != 3:
     return  # 2-D toy points: `generate landscape` draws them
@@ -427,7 +430,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   def samples(done: int, state: train_step.TrainState) -> None:
     if parallel.is_primary():
-      _write_samples(workdir, writer, gan, state, z_fixed, done,
+      _write_samples(workdir, writer, config, gan, state, z_fixed, done,
                      dataset.class_names)
 
   def checkpoint(done: int, state: train_step.TrainState) -> None:

@@ -194,6 +194,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.ema.start_step < 0:
     raise ConfigError(f"config.ema.start_step={config.ema.start_step}: use "
                       ">= 0 generator steps.")
+  if config.ema.standing_batches < 0:
+    raise ConfigError(f"config.ema.standing_batches="
+                      f"{config.ema.standing_batches}: use >= 0 batches "
+                      "(0: the raw generator's running averages).")
   loss = losses.LOSSES[config.loss]
   if loss.penalty is not None:
     if model.critic_norm == "batch":
