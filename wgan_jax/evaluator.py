@@ -566,11 +566,9 @@ class TrainingEvaluator:
           self._seed, step, self.reference, self._num_classes,
           self._classifier)
 
-    variables = state.generator.sampling_variables()
-    if state.generator.has_ema:
-      variables = sampling.with_standing_stats(gan.generator, variables,
-                                               self._config, step)
-    result = evaluate(variables)
+    result = evaluate(sampling.state_variables(gan.generator,
+                                               state.generator, self._config,
+                                               step))
     scalars = {f"eval/{name}": result[name] for name in self._metric_names
                if result.get(name) is not None}
     if state.generator.has_ema:

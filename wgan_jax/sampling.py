@@ -147,6 +147,21 @@ def with_standing_stats(generator: nn.Module, variables: dict[str, Any],
   return dict(variables, batch_stats=parallel.to_host(stats))
 
 
+def state_variables(generator: nn.Module, state: Any,
+                    config: ml_collections.ConfigDict,
+                    step: int) -> dict[str, Any]:
+  """The variables to sample with from a generator's train_step.NetState.
+
+  The moving average of the weights with its standing statistics
+  (`with_standing_stats`) if the run keeps one, else the raw variables; as
+  numpy arrays.
+  """
+  variables = parallel.to_host(state.sampling_variables())
+  if state.has_ema:
+    variables = with_standing_stats(generator, variables, config, step)
+  return variables
+
+
 def latent_sweep(z: Any, dims: Sequence[int], offsets: Any) -> np.ndarray:
   """Copies of z with two components moved on a grid of offsets.
 

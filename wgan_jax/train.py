@@ -216,10 +216,8 @@ def _write_samples(workdir: str, writer: run_logs.MetricWriter,
   # From this process's copy of the parameters, on its own device: process
   # 0 draws alone, and a computation on arrays that span processes would
   # need all of them.
-  variables = parallel.to_host(state.generator.sampling_variables())
-  if state.generator.has_ema:
-    variables = sampling.with_standing_stats(gan.generator, variables, config,
-                                             step)
+  variables = sampling.state_variables(gan.generator, state.generator,
+                                      config, step)
   out = sampling.generate(gan.generator, variables, z, labels)
   if len(gan.data_shape) != 3:
     return  # 2-D toy points: `generate landscape` draws them
