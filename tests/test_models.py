@@ -155,6 +155,18 @@ _STANDING_CASES = [
 ]
 
 
+def _init_variables(module, key, *inputs):
+  """models.init_variables, compiled at LLVM -O1 as train_step does.
+
+  Op by op, resnet64's initialization alone took 26 s here (4.8 s so).
+  """
+  init = jax.jit(functools.partial(models.init_variables, module)).lower(
+      key, *inputs).compile(
+          compiler_options={"xla_backend_optimization_level": 1}
+          if jax.default_backend() == "cpu" else None)
+  return init(key, *inputs)
+
+
 def _generator_with_noise(preset, shape, overrides, batches, batch=8):
   model = presets.model_config(preset, **overrides)
   generator, _ = models.create_models(model, shape)
@@ -162,8 +174,8 @@ def _generator_with_noise(preset, shape, overrides, batches, batch=8):
   labels = (jax.random.randint(jax.random.key(1), (batches, batch), 0,
                                model.num_classes)
             if model.num_classes else None)
-  variables = models.init_variables(generator, jax.random.key(2), z[0],
-                                    None if labels is None else labels[0])
+  variables = _init_variables(generator, jax.random.key(2), z[0],
+                              None if labels is None else labels[0])
   return generator, variables, z, labels
 
 
@@ -250,13 +262,7 @@ def test_gradient_penalty_critics_treat_samples_independently(preset, shape,
   x = jax.random.normal(jax.random.key(0), (4,) + shape)
   labels = (jnp.array([0, 1, 2, 1], jnp.int32) if model.num_classes
             else None)
-  # Compiled at LLVM -O1 as train_step.init_state_on_mesh does: op by op,
-  # resnet64's initialization alone took 26 s here (4.8 s so).
-  init = jax.jit(functools.partial(models.init_variables, critic)).lower(
-      jax.random.key(1), x, labels).compile(
-          compiler_options={"xla_backend_optimization_level": 1}
-          if jax.default_backend() == "cpu" else None)
-  variables = init(jax.random.key(1), x, labels)
+  variables = _init_variables(critic, jax.random.key(1), x, labels)
   off, diag = _cross_sample_jacobian(critic, variables, x, labels)
   assert off == 0.0
   assert diag > 0.0
@@ -319,9 +325,9 @@ def test_bfloat16_compute_keeps_float32_parameters_and_outputs(preset, shape, ov
     model = presets.model_config(preset, dtype=dtype, **overrides)
     generator, critic = models.create_models(model, shape)
     z = jax.random.normal(jax.random.key(0), (4, model.z_dim))
-    g_vars = models.init_variables(generator, jax.random.key(1), z)
+    g_vars = _init_variables(generator, jax.random.key(1), z)
     x = generator.apply(g_vars, z, train=False)
-    d_vars = models.init_variables(critic, jax.random.key(2), x)
+    d_vars = _init_variables(critic, jax.random.key(2), x)
     scores = critic.apply(d_vars, x)
     assert x.dtype == jnp.float32 and scores.dtype == jnp.float32
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves((g_vars, d_vars)))
