@@ -12,6 +12,7 @@ import pytest
 from wgan_jax import conditioning
 from wgan_jax import models
 from wgan_jax import presets
+from wgan_jax import train_step
 
 # (preset, data shape, generator params, critic params, generator BN floats).
 # dcgan64 and fmnist28 are the counts of the PyTorch reference
@@ -156,14 +157,12 @@ _STANDING_CASES = [
 
 
 def _init_variables(module, key, *inputs):
-  """models.init_variables, compiled at LLVM -O1 as train_step does.
+  """models.init_variables, compiled as train_step compiles initializers.
 
   Op by op, resnet64's initialization alone took 26 s here (4.8 s so).
   """
-  init = jax.jit(functools.partial(models.init_variables, module)).lower(
-      key, *inputs).compile(
-          compiler_options={"xla_backend_optimization_level": 1}
-          if jax.default_backend() == "cpu" else None)
+  init = train_step.compile_once(jax.jit(
+      functools.partial(models.init_variables, module)).lower(key, *inputs))
   return init(key, *inputs)
 
 
