@@ -91,8 +91,8 @@ CPU_RECIPES = {
     "animal_faces_cwgangp_cpu": ("animal_faces_cwgangp", _64X64_CPU_CHANGES),
     "anime_wgangp_cpu": ("anime_wgangp", _64X64_CPU_CHANGES),
     "fashion_mnist_wgangp_cpu": ("fashion_mnist_wgangp", {
-        "n_critic": 2, "ema.decay": 0.999, "optimizer.schedule": "linear",
-        "num_train_steps": 11_000, "keep_checkpoints": 12}),
+        "ema.decay": 0.999, "ema.warmup": True, "num_train_steps": 10_000,
+        "keep_checkpoints": 10}),
 }
 
 
