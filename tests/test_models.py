@@ -108,6 +108,23 @@ def test_image_sizes_outside_the_family_are_refused(size):
       presets.model_config("dcgan"), (size, size, 3))
 
 
+@pytest.mark.parametrize("kernel_size, refused", [(4, True), (3, False),
+                                                   (5, False)])
+def test_even_kernels_are_refused_where_a_generator_layer_has_stride_1(
+    kernel_size, refused):
+  # fmnist28's generator has a stride-1 layer (7x7 -> 7x7); dcgan64 has none.
+  model = presets.model_config("fmnist28")
+  model.kernel_size = kernel_size
+  problem = models.ARCHS["dcgan"].problem(model, (28, 28, 1))
+  assert (problem is not None and "odd kernel" in problem) == refused
+  if refused:
+    with pytest.raises(ValueError, match="kernel_size=4"):
+      models.create_models(model, (28, 28, 1))
+  even = presets.model_config("dcgan64")
+  assert even.kernel_size == 4
+  assert models.ARCHS["dcgan"].problem(even, (64, 64, 3)) is None
+
+
 @pytest.mark.parametrize("preset", sorted(presets.PRESETS))
 def test_every_preset_names_a_registered_architecture_that_supports_its_data(preset):
   model = presets.model_config(preset)

@@ -562,6 +562,15 @@ def _dcgan_problem(model: ml_collections.ConfigDict,
     return (f"generator strides {layout['generator_strides']} and output "
             f"stride {layout['generator_output_stride']} cannot produce "
             f"{size}x{size} images")
+  # torch's padding (k-1)//2 keeps a stride-1 transposed convolution's size
+  # only for odd k: an even k adds a pixel per layer.
+  generator_strides = (*layout["generator_strides"],
+                       layout["generator_output_stride"])
+  if model.kernel_size % 2 == 0 and 1 in generator_strides:
+    return (f"has stride-1 generator layers (strides {generator_strides}), "
+            f"which keep the size only with an odd kernel, but "
+            f"config.model.kernel_size={model.kernel_size}: use an odd kernel "
+            "size (3, 5) or stride 2 everywhere")
   return None
 
 
