@@ -4,6 +4,7 @@ import functools
 import math
 
 import chex
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -123,6 +124,72 @@ def test_even_kernels_are_refused_where_a_generator_layer_has_stride_1(
   even = presets.model_config("dcgan64")
   assert even.kernel_size == 4
   assert models.ARCHS["dcgan"].problem(even, (64, 64, 3)) is None
+
+
+def _kernel_shapes(variables, prefix):
+  params = variables["params"]
+  return [params[f"{prefix}_{i}"]["kernel"].shape[:2]
+          for i in range(sum(k.startswith(prefix + "_") for k in params))]
+
+
+def test_kernel_sizes_can_be_set_per_convolution():
+  # fmnist28 with 4x4 kernels where the generator doubles the size (an even
+  # overlap) and the stride-1 7x7 layer kept at 3x3.
+  model = presets.model_config("fmnist28", generator_kernel_sizes=(3, 4, 4),
+                               critic_kernel_sizes=(4, 4, 4, 3))
+  assert models.ARCHS["dcgan"].problem(model, (28, 28, 1)) is None
+  generator, critic = models.create_models(model, (28, 28, 1))
+  z = jnp.ones((2, model.z_dim))
+  g_vars = models.init_variables(generator, jax.random.key(0), z)
+  x = generator.apply(g_vars, z, train=False)
+  chex.assert_shape(x, (2, 28, 28, 1))
+  assert _kernel_shapes(g_vars, "ConvTranspose") == [(3, 3), (4, 4), (4, 4)]
+  d_vars = models.init_variables(critic, jax.random.key(1), x)
+  assert _kernel_shapes(d_vars, "Conv") == [(4, 4), (4, 4), (4, 4), (3, 3)]
+  chex.assert_shape(critic.apply(d_vars, x), (2,))
+
+
+def test_empty_kernel_sizes_repeat_kernel_size():
+  shape = (28, 28, 1)
+  z = jax.random.normal(jax.random.key(2), (3, 100))
+  outputs = []
+  for sizes in ((), (3, 3, 3)):
+    model = presets.model_config("fmnist28", generator_kernel_sizes=sizes)
+    generator, _ = models.create_models(model, shape)
+    g_vars = models.init_variables(generator, jax.random.key(0), z)
+    outputs.append(generator.apply(g_vars, z, train=False))
+  np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("field, sizes, message", [
+    ("generator_kernel_sizes", (4, 4),
+     "one kernel size per convolution in config.model.generator_kernel_sizes "
+     "\\(3"),
+    ("critic_kernel_sizes", (4, 4, 4),
+     "per convolution in config.model.critic_kernel_sizes \\(4\\)"),
+    ("critic_kernel_sizes", (4, 0, 4, 3), "needs positive kernel sizes"),
+    ("generator_kernel_sizes", (4, 4, 4),
+     "generator_kernel_sizes=\\(4, 4, 4\\) gives layer\\(s\\) \\[0\\] an even one"),
+])
+def test_kernel_sizes_that_do_not_fit_the_layers_are_refused(field, sizes,
+                                                             message):
+  model = presets.model_config("fmnist28", **{field: sizes})
+  with pytest.raises(ValueError, match=message):
+    models.create_models(model, (28, 28, 1))
+
+
+def test_a_4x4_stride_2_transposed_convolution_has_no_checkerboard():
+  # Why 4x4: at stride 2 each output pixel of a k x k transposed convolution
+  # sums ceil or floor of k/2 taps per axis, uneven for odd k.
+  x = jnp.ones((1, 6, 6, 1))
+  counts = {}
+  for k in (3, 4):
+    layer = models.ConvTranspose(1, k, 2, use_bias=False,
+                                 kernel_init=nn.initializers.ones)
+    y = layer.apply(layer.init(jax.random.key(0), x), x)[0, 2:-2, 2:-2, 0]
+    counts[k] = np.unique(np.asarray(y))
+  np.testing.assert_array_equal(counts[4], [4.0])  # 2 x 2 taps everywhere
+  np.testing.assert_array_equal(counts[3], [1.0, 2.0, 4.0])  # 1 or 2 per axis
 
 
 @pytest.mark.parametrize("preset", sorted(presets.PRESETS))

@@ -166,6 +166,18 @@ def test_resume_facts_name_what_changed():
     validation.check_resume(_facts(_config()), _facts(_config(), other), "W")
 
 
+def test_a_run_saved_before_per_layer_kernel_sizes_resumes_only_without_them():
+  config = _config()
+  facts = _facts(config)
+  for key in ("generator_kernel_sizes", "critic_kernel_sizes"):
+    del facts["model"][key]  # as checkpoints written before the fields
+  validation.check_resume(facts, _facts(config), "W")
+  config.model.generator_kernel_sizes = (4, 4, 4, 4)
+  with pytest.raises(ConfigError,
+                     match=r"model.generator_kernel_sizes: \(\) -> \(4, 4, 4, 4\)"):
+    validation.check_resume(facts, _facts(config), "W")
+
+
 def test_saved_facts_from_json_compare_equal_to_fresh_ones():
   import json  # pylint: disable=g-import-not-at-top
   config = default.get_config()

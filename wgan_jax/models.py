@@ -152,7 +152,9 @@ def dcgan_layout(model: ml_collections.ConfigDict, image_size: int) -> dict[str,
 
   Derived: the generator doubles the size from 4x4 (or 7x7) with widths
   width*2^(n-1) ... width, then a stride-2 output layer; the critic mirrors it
-  with stride-2 convs width ... width*2^(n-1) down to 4x4.
+  with stride-2 convs width ... width*2^(n-1) down to 4x4. Kernel sizes: one
+  per convolution (the generator's last is its output layer), else
+  model.kernel_size for all.
   """
   n_up = round(math.log2(image_size / dcgan_base_size(image_size)))
   widths = tuple(model.width * 2 ** i for i in reversed(range(n_up)))
@@ -164,6 +166,13 @@ def dcgan_layout(model: ml_collections.ConfigDict, image_size: int) -> dict[str,
       critic_features=tuple(model.critic_features) or widths[::-1],
       critic_strides=tuple(model.critic_strides) or (2,) * n_up,
   )
+  # One kernel size per convolution; () repeats model.kernel_size.
+  layout["generator_kernel_sizes"] = (
+      tuple(model.generator_kernel_sizes)
+      or (model.kernel_size,) * (len(layout["generator_features"]) + 1))
+  layout["critic_kernel_sizes"] = (
+      tuple(model.critic_kernel_sizes)
+      or (model.kernel_size,) * len(layout["critic_features"]))
   return layout
 
 
@@ -178,8 +187,8 @@ class DCGANGenerator(nn.Module):
   base_features: int
   features: Sequence[int]
   strides: Sequence[int]
+  kernel_sizes: Sequence[int]  # len(features) + 1: the last is the output layer's
   output_stride: int = 2
-  kernel_size: int = 4
   norm: str = "batch"
   activation: str = "relu"
   leaky_relu_slope: float = 0.2
@@ -214,14 +223,14 @@ class DCGANGenerator(nn.Module):
       x = norm()(x)
     x = act(x)
     x = x.reshape(z.shape[0], base, base, self.base_features)
-    for feat, stride in zip(self.features, self.strides):
-      x = ConvTranspose(feat, self.kernel_size, stride, use_bias=not bn,
+    for feat, stride, k in zip(self.features, self.strides, self.kernel_sizes):
+      x = ConvTranspose(feat, k, stride, use_bias=not bn,
                         kernel_init=kernel_init, bias_init=bias_init,
                         dtype=self.dtype)(x)
       if bn:
         x = norm()(x)
       x = act(x)
-    x = ConvTranspose(channels, self.kernel_size, self.output_stride,
+    x = ConvTranspose(channels, self.kernel_sizes[-1], self.output_stride,
                       kernel_init=kernel_init, bias_init=bias_init,
                       dtype=self.dtype)(x)
     return output_activation(self.output_activation)(x.astype(jnp.float32))
@@ -234,7 +243,7 @@ class DCGANCritic(nn.Module):
   """
   features: Sequence[int]
   strides: Sequence[int]
-  kernel_size: int = 4
+  kernel_sizes: Sequence[int]  # one per conv
   norm: str = "none"
   leaky_relu_slope: float = 0.2
   init_scheme: str = "dcgan"
@@ -248,9 +257,10 @@ class DCGANCritic(nn.Module):
     method = conditioning_lib.CRITIC_METHODS[self.conditioning]
     x = method.prepare_input(x, labels, self.num_classes)
     kernel_init, bias_init = _initializers(self.init_scheme)
-    for i, (feat, stride) in enumerate(zip(self.features, self.strides)):
+    for i, (feat, stride, k) in enumerate(
+        zip(self.features, self.strides, self.kernel_sizes)):
       norm = self.norm if i > 0 else "none"
-      x = Conv(feat, self.kernel_size, stride, use_bias=norm != "batch",
+      x = Conv(feat, k, stride, use_bias=norm != "batch",
                kernel_init=kernel_init, bias_init=bias_init,
                dtype=self.dtype)(x)
       x = _critic_norm(norm, train)(x)
@@ -509,15 +519,16 @@ def _build_dcgan(model: ml_collections.ConfigDict, data_shape: Shape,
       base_features=layout["generator_base_features"],
       features=layout["generator_features"],
       strides=layout["generator_strides"],
+      kernel_sizes=layout["generator_kernel_sizes"],
       output_stride=layout["generator_output_stride"],
-      kernel_size=model.kernel_size, norm=model.generator_norm,
+      norm=model.generator_norm,
       activation=model.generator_activation,
       leaky_relu_slope=model.leaky_relu_slope,
       output_activation=model.output_activation, init_scheme=model.init,
       dtype=dtype, **generator_fields)
   critic = DCGANCritic(
       features=layout["critic_features"], strides=layout["critic_strides"],
-      kernel_size=model.kernel_size, norm=model.critic_norm,
+      kernel_sizes=layout["critic_kernel_sizes"], norm=model.critic_norm,
       leaky_relu_slope=model.leaky_relu_slope, init_scheme=model.init,
       dtype=dtype, **critic_fields)
   return generator, critic
@@ -556,6 +567,19 @@ def _dcgan_problem(model: ml_collections.ConfigDict,
     if len(layout[f"{net}_features"]) != len(layout[f"{net}_strides"]):
       return (f"config.model.{net}_features and {net}_strides must have the "
               "same length")
+  layers = {"generator": len(layout["generator_features"]) + 1,
+            "critic": len(layout["critic_features"])}
+  for net, count in layers.items():
+    sizes = layout[f"{net}_kernel_sizes"]
+    if len(sizes) != count:
+      return (f"needs one kernel size per convolution in config.model."
+              f"{net}_kernel_sizes ({count}"
+              + (": the hidden layers, then the output layer" if net == "generator"
+                 else "") + f"), got {tuple(sizes)}; () uses kernel_size "
+              "everywhere")
+    if any(k < 1 for k in sizes):
+      return (f"needs positive kernel sizes in config.model.{net}_kernel_sizes, "
+              f"got {tuple(sizes)}")
   upsampling = math.prod(layout["generator_strides"]) * layout[
       "generator_output_stride"]
   if size % upsampling or size // upsampling < 1:
@@ -566,11 +590,20 @@ def _dcgan_problem(model: ml_collections.ConfigDict,
   # only for odd k: an even k adds a pixel per layer.
   generator_strides = (*layout["generator_strides"],
                        layout["generator_output_stride"])
-  if model.kernel_size % 2 == 0 and 1 in generator_strides:
+  even_at_stride_1 = [
+      i for i, (k, stride) in enumerate(
+          zip(layout["generator_kernel_sizes"], generator_strides))
+      if k % 2 == 0 and stride == 1]
+  if even_at_stride_1:
+    field = (f"config.model.generator_kernel_sizes="
+             f"{tuple(model.generator_kernel_sizes)}"
+             if model.generator_kernel_sizes else
+             f"config.model.kernel_size={model.kernel_size}")
     return (f"has stride-1 generator layers (strides {generator_strides}), "
-            f"which keep the size only with an odd kernel, but "
-            f"config.model.kernel_size={model.kernel_size}: use an odd kernel "
-            "size (3, 5) or stride 2 everywhere")
+            f"which keep the size only with an odd kernel, but {field} gives "
+            f"layer(s) {even_at_stride_1} an even one: use an odd size (3, 5) "
+            "there, e.g. config.model.generator_kernel_sizes=(3, 4, 4) for "
+            "fmnist28, or stride 2 everywhere")
   return None
 
 

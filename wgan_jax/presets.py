@@ -12,7 +12,10 @@ Fields (all presets carry every field, so a locked config accepts overrides):
   width: base channel count for layouts derived from the image size (DCGAN:
     the last generator block and the first critic block; ResNet: `dim` of
     Gulrajani et al.; MLP: hidden units).
-  kernel_size: square kernel of every DCGAN convolution.
+  kernel_size: square kernel of every DCGAN convolution, unless:
+  generator_kernel_sizes / critic_kernel_sizes: one kernel size per
+    convolution (the generator: its hidden blocks, then the output layer;
+    even sizes only at stride 2); () = kernel_size for every layer.
   generator_base_features: channels of the Dense output reshaped to 4x4 or
     7x7. 0 derives it from the image size and `width`.
   generator_features / generator_strides: the hidden transposed-conv blocks
@@ -59,6 +62,8 @@ _BASE: dict[str, Any] = dict(
     generator_output_stride=2,
     critic_features=(),
     critic_strides=(),
+    generator_kernel_sizes=(),
+    critic_kernel_sizes=(),
     generator_norm="batch",
     critic_norm="none",
     generator_activation="relu",

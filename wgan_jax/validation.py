@@ -372,7 +372,9 @@ def _json_like(value: Any) -> Any:
 _FACTS_BEFORE_THEY_WERE_SAVED = {"ema.decay": 0.0, "ema.start_step": 0,
                                  "ema.warmup": False,
                                  "data_shards": 1,
-                                 "augment": ()}
+                                 "augment": (),
+                                 "model.generator_kernel_sizes": (),
+                                 "model.critic_kernel_sizes": ()}
 
 
 def check_resume(saved: Mapping[str, Any], current: Mapping[str, Any],
