@@ -119,6 +119,7 @@ def test_even_kernels_are_refused_where_a_generator_layer_has_stride_1(
   problem = models.ARCHS["dcgan"].problem(model, (28, 28, 1))
   assert (problem is not None and "odd kernel" in problem) == refused
   if refused:
+    assert "generator_kernel_sizes=(3, 4, 4)" in problem  # the suggested fix
     with pytest.raises(ValueError, match="kernel_size=4"):
       models.create_models(model, (28, 28, 1))
   even = presets.model_config("dcgan64")

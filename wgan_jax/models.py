@@ -595,15 +595,17 @@ def _dcgan_problem(model: ml_collections.ConfigDict,
           zip(layout["generator_kernel_sizes"], generator_strides))
       if k % 2 == 0 and stride == 1]
   if even_at_stride_1:
+    odd = tuple(k - 1 if i in even_at_stride_1 else k
+                for i, k in enumerate(layout["generator_kernel_sizes"]))
     field = (f"config.model.generator_kernel_sizes="
              f"{tuple(model.generator_kernel_sizes)}"
              if model.generator_kernel_sizes else
              f"config.model.kernel_size={model.kernel_size}")
     return (f"has stride-1 generator layers (strides {generator_strides}), "
             f"which keep the size only with an odd kernel, but {field} gives "
-            f"layer(s) {even_at_stride_1} an even one: use an odd size (3, 5) "
-            "there, e.g. config.model.generator_kernel_sizes=(3, 4, 4) for "
-            "fmnist28, or stride 2 everywhere")
+            f"layer(s) {even_at_stride_1} an even one: use an odd size "
+            f"there, e.g. config.model.generator_kernel_sizes={odd}, or "
+            "stride 2 everywhere")
   return None
 
 
