@@ -11,6 +11,7 @@ in the same command and prints a third line with the ratio.
 """
 
 import argparse
+import ast
 import json
 import os
 import resource
@@ -123,7 +124,10 @@ def bench(args) -> dict:
     *parents, leaf = key.split(".")
     for p in parents:
       node = node[p]
-    node[leaf] = type(node[leaf])(value) if not isinstance(node[leaf], bool) else value == "True"
+    # Python literals as on the training command line ('(3,4,4)', 'True', 0.5);
+    # strings as given.
+    node[leaf] = (value if isinstance(node[leaf], str)
+                  else ast.literal_eval(value))
   shape = ARCHS[args.arch]
   gan = train_step.create_gan(config, shape)
   mesh = parallel.make_mesh()
