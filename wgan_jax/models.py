@@ -167,13 +167,16 @@ def dcgan_layout(model: ml_collections.ConfigDict, image_size: int) -> dict[str,
       critic_strides=tuple(model.critic_strides) or (2,) * n_up,
   )
   # One kernel size per convolution; () repeats model.kernel_size.
-  layout["generator_kernel_sizes"] = (
-      tuple(model.generator_kernel_sizes)
-      or (model.kernel_size,) * (len(layout["generator_features"]) + 1))
-  layout["critic_kernel_sizes"] = (
-      tuple(model.critic_kernel_sizes)
-      or (model.kernel_size,) * len(layout["critic_features"]))
+  for net, count in _convolution_counts(layout).items():
+    layout[f"{net}_kernel_sizes"] = (tuple(model[f"{net}_kernel_sizes"])
+                                     or (model.kernel_size,) * count)
   return layout
+
+
+def _convolution_counts(layout: dict[str, Any]) -> dict[str, int]:
+  """Convolutions per network of a DCGAN layout: the generator's output layer counts."""
+  return {"generator": len(layout["generator_features"]) + 1,
+          "critic": len(layout["critic_features"])}
 
 
 class DCGANGenerator(nn.Module):
@@ -567,9 +570,7 @@ def _dcgan_problem(model: ml_collections.ConfigDict,
     if len(layout[f"{net}_features"]) != len(layout[f"{net}_strides"]):
       return (f"config.model.{net}_features and {net}_strides must have the "
               "same length")
-  layers = {"generator": len(layout["generator_features"]) + 1,
-            "critic": len(layout["critic_features"])}
-  for net, count in layers.items():
+  for net, count in _convolution_counts(layout).items():
     sizes = layout[f"{net}_kernel_sizes"]
     if len(sizes) != count:
       return (f"needs one kernel size per convolution in config.model."
