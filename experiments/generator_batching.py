@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -28,20 +27,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import benchmark  # noqa: E402
+from conv_derivatives import best_ms  # noqa: E402
 from wgan_jax import train_step  # noqa: E402
 
-
-def _best_ms(fn, *args, calls: int = 10, repeats: int = 3) -> float:
-  fn = jax.jit(fn)
-  jax.block_until_ready(fn(*args))
-  best = float("inf")
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    for _ in range(calls):
-      out = fn(*args)
-    jax.block_until_ready(out)
-    best = min(best, (time.perf_counter() - t0) / calls)
-  return best * 1e3
+REPEATS = 20  # best of this many calls, ms
 
 
 def main() -> None:
@@ -71,17 +60,18 @@ def main() -> None:
   z = jax.random.normal(jax.random.key(0), (n, b, gan.z_dim))
   variables = (generator.params, generator.batch_stats)
   result = {"arch": args.arch, "batch": b, "n_critic": n,
-            "sequential_ms": _best_ms(sequential, *variables, z),
-            "vmapped_ms": _best_ms(vmapped, *variables, z),
-            "one_batch_ms": _best_ms(
-                forward, *variables, z.reshape(n * b, gan.z_dim))}
+            "sequential_ms": best_ms(sequential, *variables, z, repeats=REPEATS),
+            "vmapped_ms": best_ms(vmapped, *variables, z, repeats=REPEATS),
+            "one_batch_ms": best_ms(
+                forward, *variables, z.reshape(n * b, gan.z_dim), repeats=REPEATS)}
   difference = jnp.abs(jax.jit(sequential)(*variables, z)[0]
                        - jax.jit(vmapped)(*variables, z)[0]).max()
   result["vmapped_max_difference"] = float(difference)
   for chunk in (16, 32, 64, 128):
     if (n * b) % chunk == 0:
-      result[f"chunks_of_{chunk}_ms"] = _best_ms(
-          sequential, *variables, z.reshape(n * b // chunk, chunk, gan.z_dim))
+      result[f"chunks_of_{chunk}_ms"] = best_ms(
+          sequential, *variables, z.reshape(n * b // chunk, chunk, gan.z_dim),
+          repeats=REPEATS)
   result["jax_version"] = jax.__version__
   print(json.dumps(result))
 
