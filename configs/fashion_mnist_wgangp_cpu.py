@@ -14,9 +14,9 @@ Measured here (2-core CPU, 2026-12-07, nothing else running; the runs were
 `--config=configs/fashion_mnist_wgangp_cpu.py` of 2026-12-03 with
 `--config.batch_size=32 --config.num_train_steps=20000
 --config.keep_checkpoints=25 --config.seed=S`, the same mathematics): FID
-of the EMA at step 20,000, 10k generated vs 10k training images, 22.0 and
-21.1 for seeds 0 and 1 (seed 2 not yet evaluated). Each run took 131-133
-min, on a CPU that ran at
+of the EMA at step 20,000, 10k generated vs 10k training images, 22.0 /
+21.1 / 22.2 for seeds 0 / 1 / 2: 21.8 ± 0.6 (mean ± sample
+standard deviation). Each run took 131-136 min, on a CPU that ran at
 40-45% of its 2026-12-03 speed; at the speed of 2026-12-03, 20,000 steps of
 32 would take about an hour (an estimate, not a measurement). Short of the
 FID of 20 in an hour that issue 16 asks for; below the published WGAN-GP
