@@ -127,3 +127,21 @@ def test_space_to_depth_input_grad_equals_the_dilated_form(kernel, stride, size,
       convolutions._input_grad_space_to_depth(dy, w, stride, padding, input_hw),
       convolutions._input_grad_dilated(dy, w, stride, padding, input_hw),
       rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel,stride,size,channels", [
+    (4, 2, 16, 3), (4, 2, 17, 4), (3, 2, 16, 1), (3, 2, 19, 5), (5, 2, 16, 3),
+    (3, 1, 8, 2), (1, 1, 5, 3), (4, 3, 18, 3), (4, 1, 6, 7)])
+def test_per_tap_weight_grad_equals_the_convolution_form(kernel, stride, size,
+                                                         channels):
+  # The path for Ci < Co (convolutions._conv2d_weight_grad): the same linear
+  # map as one matmul per kernel tap; odd sizes, a non-square map and a
+  # stride that leaves input rows unread included.
+  padding = (kernel - 1) // 2
+  x = _sample((2, size, size + stride, channels), 11)
+  out_hw = [convolutions.output_size(d, kernel, stride, padding) for d in x.shape[1:3]]
+  dy = _sample((2, *out_hw, 4), 12)
+  np.testing.assert_allclose(
+      convolutions._weight_grad_per_tap(x, dy, stride, padding, kernel),
+      convolutions._weight_grad_convolution(x, dy, stride, padding, kernel),
+      rtol=1e-10, atol=1e-12)

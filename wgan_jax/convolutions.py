@@ -8,9 +8,10 @@ backward of the dcgan64 critic at batch 64 took ~6.7 s and the backward of
 the dcgan64 generator ~6.5 s, against ~0.4-0.7 s for the same mathematics
 written as below (see experiments/README.md).
 
-Every convolution here is one of three linear maps, each computed by one
-plain forward convolution and each with a custom VJP that is again one of
-the three:
+Every convolution here is one of three linear maps, each computed by plain
+forward convolutions (or, for a weight gradient into more channels than it
+reads, one matmul per kernel tap) and each with a custom VJP that is again
+one of the three:
 
   conv2d(x, w)                 y = torch Conv2d(k, s, p)(x)
   conv2d_input_grad(dy, w)     x-gradient of conv2d: torch ConvTranspose2d
@@ -113,6 +114,13 @@ def _input_grad_space_to_depth(dy: Array, w: Array, stride: int, padding: int,
 
 def _conv2d_weight_grad(x: Array, dy: Array, stride: int, padding: int,
                         kernel_size: int) -> Array:
+  if x.shape[3] < dy.shape[3]:
+    return _weight_grad_per_tap(x, dy, stride, padding, kernel_size)
+  return _weight_grad_convolution(x, dy, stride, padding, kernel_size)
+
+
+def _weight_grad_convolution(x: Array, dy: Array, stride: int, padding: int,
+                             kernel_size: int) -> Array:
   # dW[a, b, i, o] = sum_{n,p,q} x_pad[n, s*p + a, s*q + b, i] dy[n, p, q, o]:
   # a forward convolution of x with batch and channels swapped ([Ci, H, W,
   # N]) by dy as a kernel ([Ho, Wo, N, Co], dilated by the stride).
@@ -130,6 +138,30 @@ def _conv2d_weight_grad(x: Array, dy: Array, stride: int, padding: int,
       lhs, rhs, (1, 1), ((padding, high[0]), (padding, high[1])),
       rhs_dilation=(stride, stride), dimension_numbers=_DIMENSIONS)
   return jnp.transpose(lax.optimization_barrier(grad), (1, 2, 0, 3))
+
+
+def _weight_grad_per_tap(x: Array, dy: Array, stride: int, padding: int,
+                         kernel_size: int) -> Array:
+  """The weight gradient as one [Ci, N*Ho*Wo] @ [N*Ho*Wo, Co] matmul per tap.
+
+  dW[a, b] = x_pad[:, a::s, b::s]^T dy over all pixels of the batch. Used
+  where Ci < Co: there the convolution form's output has only Ci rows per
+  tap and ran 1.2-9x slower on the 2-core CPU (batch 64, 4x4 stride 2:
+  3 -> 64 channels at 64x64, 111-141 ms vs 15-17 ms; 64 -> 128 at 32x32,
+  116-135 ms vs 103-108 ms; experiments/README.md), while for Ci > Co
+  (64 -> 3) the matmuls lost (190-203 ms vs 306-329 ms).
+  """
+  k, s = kernel_size, stride
+  n, _, _, ci = x.shape
+  ho, wo, co = dy.shape[1:]
+  high = [max(0, k + s * (o - 1) - size - padding)
+          for o, size in zip((ho, wo), x.shape[1:3])]
+  x_pad = jnp.pad(x, ((0, 0), (padding, high[0]), (padding, high[1]), (0, 0)))
+  dy_rows = dy.reshape(n * ho * wo, co)
+  taps = [lax.slice(x_pad, (0, a, b, 0), (n, a + s * (ho - 1) + 1, b + s * (wo - 1) + 1, ci),
+                    (1, s, s, 1)).reshape(n * ho * wo, ci).T @ dy_rows
+          for a in range(k) for b in range(k)]
+  return jnp.stack(taps).reshape(k, k, ci, co)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
