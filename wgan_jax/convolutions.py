@@ -114,7 +114,9 @@ def _input_grad_space_to_depth(dy: Array, w: Array, stride: int, padding: int,
 
 def _conv2d_weight_grad(x: Array, dy: Array, stride: int, padding: int,
                         kernel_size: int) -> Array:
-  if x.shape[3] < dy.shape[3]:
+  # On XLA:CPU, into more channels than it reads (see _weight_grad_per_tap);
+  # elsewhere (GPU/TPU) the convolution libraries' own weight gradients.
+  if jax.default_backend() == "cpu" and x.shape[3] < dy.shape[3]:
     return _weight_grad_per_tap(x, dy, stride, padding, kernel_size)
   return _weight_grad_convolution(x, dy, stride, padding, kernel_size)
 
@@ -145,11 +147,11 @@ def _weight_grad_per_tap(x: Array, dy: Array, stride: int, padding: int,
   """The weight gradient as one [Ci, N*Ho*Wo] @ [N*Ho*Wo, Co] matmul per tap.
 
   dW[a, b] = x_pad[:, a::s, b::s]^T dy over all pixels of the batch. Used
-  where Ci < Co: there the convolution form's output has only Ci rows per
-  tap and ran 1.2-9x slower on the 2-core CPU (batch 64, 4x4 stride 2:
-  3 -> 64 channels at 64x64, 111-141 ms vs 15-17 ms; 64 -> 128 at 32x32,
-  116-135 ms vs 103-108 ms; experiments/README.md), while for Ci > Co
-  (64 -> 3) the matmuls lost (190-203 ms vs 306-329 ms).
+  where Ci < Co, where the convolution form was slower on the 2-core CPU
+  (batch 64, 4x4 stride 2: 3 -> 64 channels at 64x64, 110-152 ms vs 13-34
+  ms; 64 -> 128 at 32x32, by 7-25% in each of 12 paired rounds;
+  experiments/README.md); for Ci > Co (64 -> 3) the matmuls lost (190-203
+  ms vs 306-329 ms).
   """
   k, s = kernel_size, stride
   n, _, _, ci = x.shape
