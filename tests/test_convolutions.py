@@ -145,3 +145,14 @@ def test_per_tap_weight_grad_equals_the_convolution_form(kernel, stride, size,
       convolutions._weight_grad_per_tap(x, dy, stride, padding, kernel),
       convolutions._weight_grad_convolution(x, dy, stride, padding, kernel),
       rtol=1e-10, atol=1e-12)
+
+
+def test_per_tap_weight_grads_are_chosen_for_large_layers_into_more_channels():
+  # dcgan64's first critic layer and fmnist28's second at batch 64 go per tap;
+  # more channels in than out, or a layer of a few MFLOP, keep the convolution.
+  use = convolutions._use_per_tap
+  assert use((64, 64, 64, 3), (64, 32, 32, 64), 4)
+  assert use((64, 14, 14, 32), (64, 7, 7, 64), 3)
+  assert not use((64, 64, 64, 64), (64, 32, 32, 3), 4)
+  assert not use((64, 28, 28, 1), (64, 14, 14, 32), 3)
+  assert not use((2, 8, 8, 3), (2, 4, 4, 4), 4)

@@ -114,11 +114,32 @@ def _input_grad_space_to_depth(dy: Array, w: Array, stride: int, padding: int,
 
 def _conv2d_weight_grad(x: Array, dy: Array, stride: int, padding: int,
                         kernel_size: int) -> Array:
-  # On XLA:CPU, into more channels than it reads (see _weight_grad_per_tap);
-  # elsewhere (GPU/TPU) the convolution libraries' own weight gradients.
-  if jax.default_backend() == "cpu" and x.shape[3] < dy.shape[3]:
+  if _use_per_tap(x.shape, dy.shape, kernel_size):
     return _weight_grad_per_tap(x, dy, stride, padding, kernel_size)
   return _weight_grad_convolution(x, dy, stride, padding, kernel_size)
+
+
+# A weight gradient below this many FLOPs takes about a millisecond either way
+# on the 2-core CPU (the 115 MFLOP one of fmnist28's second critic layer at
+# batch 64: 2.3-5.3 ms), while the per-tap form adds k*k ops to the program
+# and so to its compile time (the fmnist28 wgan-gp step: 10.4-11.2 s ->
+# 15.1-17.4 s with every layer per tap, the test suite 1,096 s -> 1,532 s).
+PER_TAP_MIN_FLOPS = 5e7
+
+
+def _use_per_tap(x_shape: tuple[int, ...], dy_shape: tuple[int, ...],
+                 kernel_size: int) -> bool:
+  """Whether a weight gradient of x [N, H, W, Ci], dy [N, Ho, Wo, Co] goes per tap.
+
+  On XLA:CPU, into more channels than it reads (Ci < Co, see
+  _weight_grad_per_tap), and large enough for the speed to matter; elsewhere
+  (GPU/TPU) the convolution libraries' own weight gradients.
+  """
+  n, ho, wo, co = dy_shape
+  ci = x_shape[3]
+  flops = 2 * n * ho * wo * kernel_size ** 2 * ci * co
+  return (jax.default_backend() == "cpu" and ci < co
+          and flops >= PER_TAP_MIN_FLOPS)
 
 
 def _weight_grad_convolution(x: Array, dy: Array, stride: int, padding: int,
