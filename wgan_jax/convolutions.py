@@ -123,7 +123,7 @@ def _conv2d_weight_grad(x: Array, dy: Array, stride: int, padding: int,
 # on the 2-core CPU (the 115 MFLOP one of fmnist28's second critic layer at
 # batch 64: 2.3-5.3 ms), while the per-tap form adds k*k ops to the program
 # and so to its compile time (the fmnist28 wgan-gp step: 10.4-11.2 s ->
-# 15.1-17.4 s with every layer per tap, the test suite 1,096 s -> 1,532 s).
+# 15.1-17.4 s with every layer per tap), which the tests' many small steps pay.
 PER_TAP_MIN_FLOPS = 5e7
 
 
