@@ -134,8 +134,8 @@ def test_space_to_depth_input_grad_equals_the_dilated_form(kernel, stride, size,
     (3, 1, 8, 2), (1, 1, 5, 3), (4, 3, 18, 3), (4, 1, 6, 7)])
 def test_per_tap_weight_grad_equals_the_convolution_form(kernel, stride, size,
                                                          channels):
-  # The path for Ci < Co (convolutions._conv2d_weight_grad): the same linear
-  # map as one matmul per kernel tap; odd sizes, a non-square map and a
+  # The CPU path for large Ci < Co layers (convolutions._use_per_tap): the
+  # same linear map as one matmul per kernel tap; odd sizes, a non-square map and a
   # stride that leaves input rows unread included.
   padding = (kernel - 1) // 2
   x = _sample((2, size, size + stride, channels), 11)
