@@ -170,9 +170,9 @@ def _weight_grad_per_tap(x: Array, dy: Array, stride: int, padding: int,
   dW[a, b] = x_pad[:, a::s, b::s]^T dy over all pixels of the batch. Used
   where Ci < Co and the layer is large (_use_per_tap); there the
   convolution form was slower on the 2-core CPU (batch 64, 4x4 stride 2:
-  3 -> 64 channels at 64x64, 110-152 ms vs 13-34 ms; 64 -> 128 at 32x32, by 7-25% in each of 12 paired rounds;
-  experiments/README.md); for Ci > Co (64 -> 3) the matmuls lost (190-203
-  ms vs 306-329 ms).
+  3 -> 64 channels at 64x64, 110-152 ms vs 13-34 ms; 64 -> 128 at 32x32,
+  by 7-25% in each of 12 paired rounds; experiments/README.md); for Ci > Co
+  (64 -> 3) the matmuls lost (190-203 ms vs 306-329 ms).
   """
   k, s = kernel_size, stride
   n, _, _, ci = x.shape
